@@ -1,0 +1,141 @@
+# Stage 1 — data: download (or, for the demo, simulate) the benchmarks and the pretraining
+# genome, cut the pretraining intervals per split, and prepare every task into one format:
+#   data/{benchmark}/{task}/{train,dev,test}.csv + task.json
+
+
+rule simulate_genome:
+    output:
+        fasta="resources/pretrain/simulated/genome.fa",
+        bed="resources/pretrain/simulated/sequences_human.bed",
+    params:
+        spec=as_json(config["pretrain_data"].get("simulate", {})),
+    log:
+        "logs/simulate_genome.log",
+    threads: resource("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+        cpus_per_task=res("default", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok simulate genome --spec {params.spec} --fasta {output.fasta} --bed {output.bed} > {log} 2>&1"
+
+
+rule download_pretrain_data:
+    output:
+        fasta="resources/pretrain/hg38/hg38.ml.fa.gz",
+        bed="resources/pretrain/hg38/sequences_human.bed",
+    params:
+        genome=as_json(config["pretrain_data"].get("genome", {})),
+        intervals=as_json(config["pretrain_data"].get("intervals", {})),
+        mirror=mirror_arg(config["pretrain_data"]),
+    log:
+        "logs/download_pretrain_data.log",
+    threads: resource("download", "threads")
+    resources:
+        mem_mb=res("download", "mem_mb"),
+        runtime=res("download", "runtime"),
+        cpus_per_task=res("download", "threads"),
+    conda:
+        ENV
+    shell:
+        "(dnatok data download --source {params.genome} --dest {output.fasta} {params.mirror}"
+        " && dnatok data download --source {params.intervals} --dest {output.bed} {params.mirror}) > {log} 2>&1"
+
+
+rule extract_pretrain_split:
+    input:
+        unpack(pretrain_sources),
+    output:
+        "data/pretrain/{split}.fa",
+    log:
+        "logs/extract_pretrain_split/{split}.log",
+    threads: resource("extract_pretrain_split", "threads")
+    resources:
+        mem_mb=res("extract_pretrain_split", "mem_mb"),
+        runtime=res("extract_pretrain_split", "runtime"),
+        cpus_per_task=res("extract_pretrain_split", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok data extract --genome {input.fasta} --bed {input.bed} --split {wildcards.split} --out {output} > {log} 2>&1"
+
+
+rule simulate_task:
+    output:
+        directory("resources/{benchmark}/raw/{task}"),
+    params:
+        spec=lambda wc: as_json(benchmark_conf(wc.benchmark)["tasks"][wc.task]),
+    log:
+        "logs/simulate_task/{benchmark}/{task}.log",
+    threads: resource("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+        cpus_per_task=res("default", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok simulate task --spec {params.spec} --out {output} > {log} 2>&1"
+
+
+rule download_benchmark:
+    output:
+        "resources/{benchmark}/{filename}",
+    wildcard_constraints:
+        filename=r"[^/]+\.zip|hub",
+    params:
+        source=lambda wc: as_json(benchmark_conf(wc.benchmark)["source"]),
+        mirror=lambda wc: mirror_arg(benchmark_conf(wc.benchmark)),
+    log:
+        "logs/download_benchmark/{benchmark}/{filename}.log",
+    threads: resource("download", "threads")
+    resources:
+        mem_mb=res("download", "mem_mb"),
+        runtime=res("download", "runtime"),
+        cpus_per_task=res("download", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok data download --source {params.source} --dest {output} {params.mirror} > {log} 2>&1"
+
+
+rule prepare_task:
+    input:
+        source=benchmark_source,
+    output:
+        directory("data/{benchmark}/{task}"),
+    params:
+        fmt=lambda wc: PREPARE_FORMAT[benchmark_conf(wc.benchmark)["format"]],
+        info=lambda wc: as_json(task_info(wc.benchmark, wc.task)),
+    log:
+        "logs/prepare_task/{benchmark}/{task}.log",
+    threads: resource("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+        cpus_per_task=res("default", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok data prepare --benchmark {params.fmt} --task {wildcards.task} --source {input.source}"
+        " --task-json {params.info} --out {output} > {log} 2>&1"
+
+
+rule leakage_report:
+    input:
+        lambda wc: expand("data/{benchmark}/{task}", benchmark=wc.benchmark, task=tasks_of(wc.benchmark)),
+    output:
+        "results/{benchmark}/leakage.tsv",
+    log:
+        "logs/leakage_report/{benchmark}.log",
+    threads: resource("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+        cpus_per_task=res("default", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok data leakage {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,50 @@
+# Stage 2 — tokenizers: trained from the pretraining *train* split only (never from
+# fine-tuning data), saved as Hugging Face fast tokenizers, then described by numbers.
+
+
+rule train_tokenizer:
+    input:
+        corpus=tokenizer_corpus,
+    output:
+        directory("results/tokenizers/{tokenizer}"),
+    params:
+        spec=lambda wc: as_json(config["tokenizers"][wc.tokenizer]),
+        corpus=lambda wc, input: f"--corpus {input.corpus}" if input.corpus else "",
+    log:
+        "logs/train_tokenizer/{tokenizer}.log",
+    benchmark:
+        "benchmarks/train_tokenizer/{tokenizer}.tsv"
+    threads: resource("train_tokenizer", "threads")
+    resources:
+        mem_mb=res("train_tokenizer", "mem_mb"),
+        runtime=res("train_tokenizer", "runtime"),
+        cpus_per_task=res("train_tokenizer", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok tokenizer train --spec {params.spec} --out {output} {params.corpus} > {log} 2>&1"
+
+
+rule tokenizer_stats:
+    input:
+        tokenizer="results/tokenizers/{tokenizer}",
+        tasks=lambda wc: expand("data/{benchmark}/{task}", benchmark=wc.benchmark, task=tasks_of(wc.benchmark)),
+    output:
+        tsv="results/tokenizer_stats/{benchmark}/{tokenizer}.tsv",
+        plot=report(
+            "results/tokenizer_stats/{benchmark}/{tokenizer}.png",
+            caption="../workflow/report/tokenizer_stats.rst",
+            category="Tokenizers",
+        ),
+    log:
+        "logs/tokenizer_stats/{benchmark}/{tokenizer}.log",
+    threads: resource("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+        cpus_per_task=res("default", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok tokenizer stats --tokenizer {input.tokenizer} --name {wildcards.tokenizer}"
+        " --task-dir {input.tasks} --out {output.tsv} --plot {output.plot} > {log} 2>&1"

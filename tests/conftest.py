@@ -1,0 +1,27 @@
+"""Shared fixtures. Real data lives in ../shared beside the repository (see its README);
+tests that need it skip cleanly when it is absent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def repo_dir() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"real data folder {SHARED} is absent")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def gue_dir(shared_dir) -> Path:
+    return shared_dir / "data" / "gue"
