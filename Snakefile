@@ -8,9 +8,11 @@
 # Load the full study only when no config file was given on the command line: a
 # `configfile:` directive would otherwise be merged *under* --configfile and leak the
 # full study's benchmarks into the demo.
+import os
+
 if "study" not in config:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"

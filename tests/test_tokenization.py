@@ -1,0 +1,172 @@
+"""Tokenizers: interface, round trips on real GUE sequences, HF equivalence, reverse complement."""
+from __future__ import annotations
+
+import argparse
+import csv
+
+import numpy as np
+import pytest
+
+from dnatok.errors import UserError
+from dnatok.tokenization import (DnaTokenizer, load_tokenizer, reverse_complement,
+                                 train_tokenizer)
+
+SPECS = {
+    "char": {"kind": "char"},
+    "kmer6": {"kind": "kmer", "k": 6, "stride": 1},
+    "kmer6s6": {"kind": "kmer", "k": 6, "stride": 6},
+    "bpe256": {"kind": "bpe", "vocab_size": 256},
+}
+
+
+def _gue_seqs(gue_dir, task="prom/prom_300_tata", split="dev", n=200):
+    with open(gue_dir / task / f"{split}.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["sequence"] for r in rows[:n]]
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_dir):
+    """A small real BPE corpus: the first non-N 200 kbp of the chr2 fragment, in 1 kbp lines."""
+    from dnatok.tokenization.corpus import read_sequences
+
+    seq = next(read_sequences(shared_dir / "data" / "genome" / "hg38_chr2_1-2333275.fa.gz"))
+    seq = seq.replace("N", "")[:200_000]
+    return [seq[i:i + 1000] for i in range(0, len(seq), 1000)]
+
+
+@pytest.fixture(scope="module")
+def toks(tmp_path_factory, corpus):
+    root = tmp_path_factory.mktemp("toks")
+    return {name: train_tokenizer(spec, root / name, corpus) for name, spec in SPECS.items()}
+
+
+def test_interface_attributes(toks):
+    for name, tok in toks.items():
+        assert isinstance(tok, DnaTokenizer)
+        assert (tok.pad_id, tok.unk_id, tok.cls_id, tok.sep_id, tok.mask_id) == (0, 1, 2, 3, 4)
+        assert tok.special_ids == frozenset(range(5))
+        assert tok.hf.convert_tokens_to_ids("[MASK]") == tok.mask_id
+        assert tok.kind == SPECS[name]["kind"]
+    assert toks["char"].vocab_size == 10
+    assert toks["kmer6"].vocab_size == 5 + 4 ** 6
+    assert toks["kmer6s6"].vocab_size == 5 + 4 ** 6 + 5
+    assert toks["bpe256"].vocab_size == 256
+    assert toks["char"].complement_map is not None
+    assert all(toks[n].complement_map is None for n in ("kmer6", "kmer6s6", "bpe256"))
+
+
+def test_round_trip_on_gue(toks, gue_dir):
+    seqs = _gue_seqs(gue_dir) + _gue_seqs(gue_dir, "tf/0", "test")
+    for name, tok in toks.items():
+        for s in seqs:
+            ids = tok.encode(s)
+            assert ids.dtype == np.int64
+            assert tok.decode(ids) == s, name
+
+
+def test_overlapping_kmer_count(toks, gue_dir):
+    tok = toks["kmer6"]
+    for s in _gue_seqs(gue_dir, n=50):
+        assert len(tok.encode(s)) == len(s) - 6 + 1
+
+
+def test_ids_identical_to_saved_hf_tokenizer(toks, gue_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    seqs = _gue_seqs(gue_dir, n=100) + ["ACGTNNACGTRYacgtn", "AC", "N", "ACGTACGTACGTA"]
+    for name, tok in toks.items():
+        auto = AutoTokenizer.from_pretrained(str(tok.path))
+        for s in seqs:
+            expect = auto(tok.hf_text(s), add_special_tokens=False)["input_ids"]
+            assert tok.encode(s).tolist() == expect, (name, s)
+        # Batch path (concatenated buffer) == per-sequence path.
+        x, m = tok.encode_batch(seqs, max_len=10_000, add_special_tokens=False)
+        for row, s in enumerate(seqs):
+            assert x[row, m[row] == 1].tolist() == tok.encode(s).tolist()
+
+
+def test_encode_batch_shapes_padding_truncation(toks):
+    tok = toks["char"]
+    x, m = tok.encode_batch(["ACGT", "AC"], max_len=5)
+    assert x.dtype == np.int64 and m.dtype == np.int64
+    assert x.tolist() == [[2, 5, 6, 7, 3], [2, 5, 6, 3, 0]]
+    assert m.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    x, m = tok.encode_batch(["ACGT", "AC"], max_len=8, padding_side="left", pad_to_max=True)
+    assert x.tolist() == [[0, 0, 2, 5, 6, 7, 8, 3], [0, 0, 0, 0, 2, 5, 6, 3]]
+    assert m.sum(axis=1).tolist() == [6, 4]
+    x, m = tok.encode_batch(["ACGTACGT"], max_len=4, add_special_tokens=False)
+    assert x.tolist() == [[5, 6, 7, 8]]
+    with pytest.raises(UserError):
+        tok.encode_batch(["ACGT"], max_len=2)
+    with pytest.raises(UserError):
+        tok.encode_batch(["AC GT"], max_len=20)
+
+
+def test_reverse_complement():
+    assert reverse_complement("AACGTN") == "NACGTT"
+    assert reverse_complement("acgt") == "ACGT"
+
+
+def test_reverse_complement_tokenization(toks, gue_dir):
+    seqs = _gue_seqs(gue_dir, n=30)
+    char = toks["char"]
+    cmap = np.array(char.complement_map)
+    x, m = char.encode_batch(seqs, max_len=400, add_special_tokens=False)
+    rx, rm = char.encode_reverse_complement_batch(seqs, max_len=400, add_special_tokens=False)
+    for row in range(len(seqs)):
+        fwd = x[row, m[row] == 1]
+        assert rx[row, rm[row] == 1].tolist() == cmap[fwd[::-1]].tolist()
+    for name, tok in toks.items():
+        rx, rm = tok.encode_reverse_complement_batch(seqs, max_len=400, add_special_tokens=False)
+        for row, s in enumerate(seqs):
+            assert tok.decode(rx[row, rm[row] == 1]) == reverse_complement(s), name
+
+
+def test_load_round_trip(toks):
+    again = load_tokenizer(toks["kmer6s6"].path)
+    assert again.spec == toks["kmer6s6"].spec
+    assert again.encode("ACGTACGTA").tolist() == toks["kmer6s6"].encode("ACGTACGTA").tolist()
+
+
+def test_bad_specs(tmp_path):
+    for spec in ({"kind": "word"}, {"kind": "kmer"}, {"kind": "kmer", "k": 6, "stride": 3},
+                 {"kind": "bpe"}, {"kind": "bpe", "vocab_size": 4}):
+        with pytest.raises(UserError):
+            train_tokenizer(spec, tmp_path / "x", ["ACGT"])
+    with pytest.raises(UserError):
+        train_tokenizer({"kind": "bpe", "vocab_size": 64}, tmp_path / "y", None)
+    assert not (tmp_path / "x").exists()
+
+
+def _cli(argv):
+    from dnatok.tokenization.cli import add_commands
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_train_and_stats(tmp_path, gue_dir, shared_dir):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(_gue_seqs(gue_dir, "tf/0", "train", n=300)) + "\n")
+    out = tmp_path / "bpe64"
+    assert _cli(["tokenizer", "train", "--spec", '{"kind": "bpe", "vocab_size": 64}',
+                 "--out", str(out), "--corpus", str(corpus)]) == 0
+    assert load_tokenizer(out).vocab_size == 64
+    assert (out / "provenance.json").is_file()
+    _cli(["tokenizer", "train", "--spec", '{"kind": "char"}', "--out", str(tmp_path / "char")])
+    tsv, png = tmp_path / "stats.tsv", tmp_path / "len.png"
+    task = gue_dir / "prom" / "prom_300_tata"
+    assert _cli(["tokenizer", "stats", "--tokenizer", str(out), "--tokenizer", str(tmp_path / "char"),
+                 "--task-dir", str(task), "--out", str(tsv), "--plot", str(png)]) == 0
+    with open(tsv) as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [(r["tokenizer"], r["task"]) for r in rows] == [("bpe64", "prom_300_tata"),
+                                                            ("char", "prom_300_tata")]
+    char = rows[1]
+    assert float(char["bp_per_token"]) == 1.0 and char["splits"] == "train+dev+test"
+    assert int(char["sequences"]) == 4904 + 613 + 613
+    assert float(rows[0]["bp_per_token"]) > 1.5
+    assert png.stat().st_size > 0
