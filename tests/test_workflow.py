@@ -61,7 +61,7 @@ benchmarks:
     format: simulate
     tasks:
       splice_site: {signal: splice, length: 60, category: splice_sites, n_train: 120, n_dev: 30, n_test: 40, seed: 1}
-      gc_content: {signal: composition, length: 60, category: epigenetic_marks, n_train: 120, n_dev: 30, n_test: 40, seed: 2}
+      gc_content: {signal: composition, length: 60, category: enhancers, n_train: 120, n_dev: 30, n_test: 40, seed: 2}
 """
 
 
