@@ -87,12 +87,17 @@ def pretrain_sources(wildcards):
 
 
 def benchmark_source(wildcards):
+    """The raw input(s) of prepare_task: the source archive/folder, and for Genomic
+    Benchmarks the reference genomes its intervals are cut from."""
     conf = benchmark_conf(wildcards.benchmark)
     if conf["format"] == "simulate":
-        return f"resources/{wildcards.benchmark}/raw/{wildcards.task}"
+        return {"source": f"resources/{wildcards.benchmark}/raw/{wildcards.task}"}
     if conf["source"]["kind"] == "hf":
-        return f"resources/{wildcards.benchmark}/hub"
-    return f"resources/{wildcards.benchmark}/{conf['source']['filename']}"
+        return {"source": f"resources/{wildcards.benchmark}/hub"}
+    sources = {"source": f"resources/{wildcards.benchmark}/{conf['source']['filename']}"}
+    if conf["format"] == "genomic_benchmarks":
+        sources["references"] = f"resources/{wildcards.benchmark}/references"
+    return sources
 
 
 PREPARE_FORMAT = {"simulate": "csv", "gue": "gue", "genomic_benchmarks": "gb", "nucleotide_transformer": "nt"}

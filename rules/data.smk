@@ -101,14 +101,38 @@ rule download_benchmark:
         "dnatok data download --source {params.source} --dest {output} {params.mirror} > {log} 2>&1"
 
 
+rule gb_references:
+    input:
+        lambda wc: f"resources/{wc.benchmark}/{benchmark_conf(wc.benchmark)['source']['filename']}",
+    output:
+        directory("resources/{benchmark}/references"),
+    params:
+        tasks=lambda wc: " ".join(f"--task {t}" for t in tasks_of(wc.benchmark)),
+        mirror=lambda wc: f"--mirror {benchmark_conf(wc.benchmark)['reference_mirror']}"
+        if benchmark_conf(wc.benchmark).get("reference_mirror")
+        else "",
+    log:
+        "logs/gb_references/{benchmark}.log",
+    threads: resource("download", "threads")
+    resources:
+        mem_mb=res("download", "mem_mb"),
+        runtime=res("download", "runtime"),
+        cpus_per_task=res("download", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok data gb-references --source {input} {params.tasks} --dest {output} {params.mirror} > {log} 2>&1"
+
+
 rule prepare_task:
     input:
-        source=benchmark_source,
+        unpack(benchmark_source),
     output:
         directory("data/{benchmark}/{task}"),
     params:
         fmt=lambda wc: PREPARE_FORMAT[benchmark_conf(wc.benchmark)["format"]],
         info=lambda wc: as_json(task_info(wc.benchmark, wc.task)),
+        references=lambda wc, input: f"--reference {input.references}" if "references" in input.keys() else "",
     log:
         "logs/prepare_task/{benchmark}/{task}.log",
     threads: resource("default", "threads")
@@ -120,7 +144,7 @@ rule prepare_task:
         ENV
     shell:
         "dnatok data prepare --benchmark {params.fmt} --task {wildcards.task} --source {input.source}"
-        " --task-json {params.info} --out {output} > {log} 2>&1"
+        " --task-json {params.info} {params.references} --out {output} > {log} 2>&1"
 
 
 rule leakage_report:

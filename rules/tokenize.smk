@@ -36,6 +36,8 @@ rule tokenizer_stats:
             caption="../workflow/report/tokenizer_stats.rst",
             category="Tokenizers",
         ),
+    params:
+        task_dirs=lambda wc, input: " ".join(f"--task-dir {d}" for d in input.tasks),
     log:
         "logs/tokenizer_stats/{benchmark}/{tokenizer}.log",
     threads: resource("default", "threads")
@@ -47,4 +49,4 @@ rule tokenizer_stats:
         ENV
     shell:
         "dnatok tokenizer stats --tokenizer {input.tokenizer} --name {wildcards.tokenizer}"
-        " --task-dir {input.tasks} --out {output.tsv} --plot {output.plot} > {log} 2>&1"
+        " {params.task_dirs} --out {output.tsv} --plot {output.plot} > {log} 2>&1"
