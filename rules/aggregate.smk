@@ -6,7 +6,8 @@ rule collect_runs:
     input:
         lambda wc: metrics_files(wc.benchmark, wc.tokenizer),
     output:
-        "results/{benchmark}/{tokenizer}/runs.tsv",
+        runs="results/{benchmark}/{tokenizer}/runs.tsv",
+        provenance="results/{benchmark}/{tokenizer}/runs.provenance.json",
     log:
         "logs/collect_runs/{benchmark}/{tokenizer}.log",
     threads: resource("default", "threads")
@@ -16,8 +17,8 @@ rule collect_runs:
         cpus_per_task=res("default", "threads"),
     conda:
         ENV
-    shell:
-        "dnatok stats collect --metrics {input} --out {output} > {log} 2>&1"
+    script:
+        "../workflow/scripts/collect_runs.py"
 
 
 rule summarize:

@@ -170,3 +170,52 @@ def test_cli_train_and_stats(tmp_path, gue_dir, shared_dir):
     assert int(char["sequences"]) == 4904 + 613 + 613
     assert float(rows[0]["bp_per_token"]) > 1.5
     assert png.stat().st_size > 0
+
+
+def test_stats_table_for_every_tokenizer_on_a_real_task(toks, gue_dir, tmp_path):
+    from dnatok.tokenization.stats import decode_hist, stats_table, write_tsv
+
+    task = gue_dir / "tf" / "2"  # 19,000 + 1,000 + 1,000 sequences of 101 bp
+    rows = stats_table(list(toks.items()), [task])
+    assert [r["tokenizer"] for r in rows] == list(toks) and {r["task"] for r in rows} == {"2"}
+    by = {r["tokenizer"]: r for r in rows}
+    n = 21_000
+    for r in rows:
+        assert r["sequences"] == n and r["splits"] == "train+dev+test"
+        hist = decode_hist(r["token_length_hist"])
+        assert sum(hist.values()) == r["tokens"]
+        assert r["tokens_per_seq_mean"] == pytest.approx(r["tokens"] / n, abs=1e-3)
+        assert 0 < r["vocab_used_frac"] <= 1 and 0 <= r["unk_frac"] < 0.01
+    bp = by["char"]["bp"]
+    assert by["char"]["tokens"] == bp and by["char"]["vocab_used"] <= 5
+    assert by["kmer6"]["tokens"] == bp - 5 * n  # L - k + 1 per sequence
+    assert decode_hist(by["kmer6"]["token_length_hist"]) == {6: bp - 5 * n}
+    assert by["kmer6s6"]["tokens"] == n * (101 // 6 + 101 % 6)
+    assert by["bpe256"]["bp_per_token"] > 2
+    write_tsv(rows, tmp_path / "s.tsv")
+    assert len((tmp_path / "s.tsv").read_text().splitlines()) == 5
+
+
+def test_equal_length_batches_match_hf(toks, gue_dir):
+    """Equal-length batches take a reshaped fast path; with and without N they equal HF."""
+    seqs = _gue_seqs(gue_dir, "tf/2", "test", n=40)  # all 101 bp
+    with_n = [s[:50] + "N" + s[51:] for s in seqs[:5]] + seqs[5:]
+    for name, tok in toks.items():
+        for batch in (seqs, with_n, seqs[:1]):
+            x, m = tok.encode_batch(batch, max_len=4096, add_special_tokens=False)
+            for row, s in enumerate(batch):
+                expect = tok.hf(tok.hf_text(s), add_special_tokens=False)["input_ids"]
+                assert x[row, m[row] == 1].tolist() == expect, (name, row)
+
+
+def test_encode_batch_uniform_and_ragged_rows_agree(toks):
+    tok = toks["kmer6s6"]
+    seqs = ["ACGTACGTACGTAC", "GGGGCCCCAAAATT", "TTTTTTTTTTTTTT"]  # equal lengths
+    for side in ("left", "right"):
+        for max_len in (4, 6, 40):
+            x, m = tok.encode_batch(seqs, max_len=max_len, padding_side=side, pad_to_max=True)
+            x2, m2 = tok.encode_batch(seqs + ["A"], max_len=max_len, padding_side=side, pad_to_max=True)
+            assert (x == x2[:3]).all() and (m == m2[:3]).all()
+            assert x.shape == (3, max_len)
+            edge = x[:, 0] == tok.cls_id if side == "right" else x[:, -1] == tok.sep_id
+            assert edge.all()
