@@ -72,7 +72,7 @@ def is_pretrained(model):
 def pretrained_model(wildcards):
     if not is_pretrained(wildcards.model):
         return []
-    return f"results/pretrain/{wildcards.model}/{wildcards.tokenizer}/model"
+    return f"results/pretrain/{wildcards.model}/{wildcards.tokenizer}/config.json"
 
 
 def finetune_settings(benchmark):

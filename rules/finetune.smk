@@ -17,7 +17,7 @@ rule finetune:
         args=lambda wc: as_json(model_args(wc.model)),
         settings=lambda wc: as_json(finetune_settings(wc.benchmark)),
         protocol=config["protocol"],
-        pretrained=lambda wc, input: f"--pretrained {input.pretrained}" if input.pretrained else "",
+        pretrained=lambda wc, input: f"--pretrained {os.path.dirname(input.pretrained)}" if input.pretrained else "",
     log:
         "logs/finetune/{benchmark}/{task}/{model}/{tokenizer}/seed{seed}.log",
     threads: resource("finetune", "threads")
@@ -30,6 +30,6 @@ rule finetune:
         GPU_ENV
     shell:
         "dnatok finetune --data {input.data} --model {params.arch} --name {wildcards.model}"
-        " --tokenizer {input.tokenizer} --seed {wildcards.seed} --protocol {params.protocol}"
+        " --tokenizer {input.tokenizer} --seed {wildcards.seed} --protocol {params.protocol} --threads {threads}"
         " --settings {params.settings} --model-args {params.args} {params.pretrained}"
         " --out {params.outdir} > {log} 2>&1"

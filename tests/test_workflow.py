@@ -94,4 +94,4 @@ def test_demo_runs_every_stage_end_to_end(demo_run):
     assert list((work / "results/demo/figures").glob("*.png"))
     assert (work / "results/report/index.md").read_text().strip()
     # pretraining really trained: the saved model loads and its log shows the loss going down
-    assert (work / "results/pretrain/mamba/bpe/model/config.json").exists()
+    assert (work / "results/pretrain/mamba/bpe/config.json").exists()

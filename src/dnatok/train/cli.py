@@ -1,0 +1,106 @@
+"""`dnatok finetune` and `dnatok pretrain` (torch is imported inside the handlers)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dnatok.errors import UserError
+
+
+def _json_arg(value: str | None, what: str) -> dict:
+    """A JSON object given inline (``'{"epochs": 3}'``) or as a path to a .json file."""
+    if value is None:
+        return {}
+    text = value
+    if not value.lstrip().startswith("{"):
+        path = Path(value)
+        if not path.is_file():
+            raise UserError(f"{what}: {value!r} is neither a JSON object nor an existing .json file")
+        text = path.read_text()
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{what}: invalid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{what}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _protocol_overrides(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--protocol-set expects FIELD=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _finetune(args) -> int:
+    from dnatok.train.finetune import finetune
+
+    settings = _json_arg(args.settings, "--settings")
+    for flag, key in (("epochs", "epochs"), ("lr", "learning_rate"), ("batch_size", "batch_size"),
+                      ("device", "device"), ("threads", "threads"), ("name", "model_name")):
+        if getattr(args, flag) is not None:
+            settings[key] = getattr(args, flag)
+    protocol = {"base": args.protocol, **_protocol_overrides(args.protocol_set)}
+    m = finetune(args.data, args.model, args.tokenizer, args.out, args.seed, protocol=protocol,
+                 pretrained=args.pretrained, settings=settings,
+                 model_hparams=_json_arg(args.model_args, "--model-args"))
+    note = " (COLLAPSED)" if m["collapsed"] else ""
+    print(f"{m['task']} {m['model']} {m['tokenizer']} seed {m['seed']} [{m['protocol']}]: "
+          f"test mcc {m['test']['mcc']:.4f} accuracy {m['test']['accuracy']:.4f}{note} -> {args.out}")
+    return 0
+
+
+def _pretrain(args) -> int:
+    from dnatok.train.pretrain import pretrain
+
+    s = pretrain(args.model, args.tokenizer, args.train_fasta, args.valid_fasta, args.out,
+                 settings=_json_arg(args.settings, "--settings"),
+                 model_hparams=_json_arg(args.model_args, "--model-args"))
+    state = "done" if s["finished"] else "paused (rerun to resume)"
+    print(f"pretrain {args.model}: step {s['step']}/{s['max_steps']} {state} -> {args.out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="fine-tune one model on one task folder with one seed",
+                       description="Fine-tune a classifier on DIR/{train,dev,test}.csv and write metrics.json, "
+                                   "predictions.tsv and provenance.json to --out.")
+    p.add_argument("--data", required=True, help="task folder with train.csv, [dev.csv,] test.csv [task.json]")
+    p.add_argument("--model", required=True, help="architecture: cnn, mamba, caduceus, bert")
+    p.add_argument("--name", help="the model's name in metrics.json (the config's key); default: the architecture")
+    p.add_argument("--tokenizer", required=True,
+                   help="tokenizer kind (char, kmer6) or a saved tokenizer folder (needed for BPE)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--protocol", default="corrected", choices=("corrected", "original"))
+    p.add_argument("--protocol-set", action="append", metavar="FIELD=VALUE",
+                   help="change one protocol field, e.g. pooling=mean (repeatable; measures one quirk)")
+    p.add_argument("--pretrained", help="pre-trained model folder (from dnatok pretrain)")
+    p.add_argument("--settings", help="JSON object or .json file of fine-tuning settings")
+    p.add_argument("--model-args", help="JSON object or .json file of model hyperparameters")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(func=_finetune)
+
+    q = sub.add_parser("pretrain", help="pre-train a language model on FASTA windows (resumable)",
+                       description="MLM for bidirectional models, next-token prediction for Mamba; resumes "
+                                   "from OUT/checkpoints automatically. Use torchrun for several GPUs.")
+    q.add_argument("--model", required=True, help="architecture: mamba, caduceus, bert")
+    q.add_argument("--tokenizer", required=True, help="saved tokenizer folder")
+    q.add_argument("--train-fasta", required=True)
+    q.add_argument("--valid-fasta", required=True)
+    q.add_argument("--out", required=True)
+    q.add_argument("--settings", help="JSON object or .json file of pre-training settings")
+    q.add_argument("--model-args", help="JSON object or .json file of model hyperparameters")
+    q.set_defaults(func=_pretrain)
