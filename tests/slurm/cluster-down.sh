@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# Tear down the cluster that cluster-up.sh started in DIR: cancel its jobs, stop
-# slurmd and slurmctld (by the pid files in DIR), bounded waits, SIGKILL as last resort.
-# munged is left running: it is a shared system daemon and costs nothing idle.
+# Tear down the cluster that cluster-up.sh started in DIR: cancel its jobs, stop slurmd
+# and slurmctld (by the pid files in DIR; bounded waits, SIGKILL as last resort) and
+# remove the /etc/slurm files cluster-up.sh wrote. munged is left running: it is a
+# shared system daemon and costs nothing idle.
 set -uo pipefail
 
 DIR="${1:-${DNATOK_SLURM_CI_DIR:-/tmp/dnatok-slurm-ci}}"
-[ -f "$DIR/slurm.conf" ] || exit 0
-export SLURM_CONF="$DIR/slurm.conf"
+ETC=/etc/slurm
+MARK="# dnatok-ci cluster"
+ours() { [ -f "$1" ] && head -n 1 "$1" | grep -q "^$MARK"; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # Jobs first, so no job steps outlive their slurmd.
-if [ -f "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null; then
-    timeout 10 scancel --full --user=root >/dev/null 2>&1 || true
+if ours "$ETC/slurm.conf" && alive "$DIR/slurmctld.pid"; then
+    timeout 10 scancel --full --user="$(id -un)" >/dev/null 2>&1 || true
 fi
 
 stop() {  # stop PIDFILE: SIGTERM, wait up to 10 s, then SIGKILL
     local pidfile="$1" pid
-    [ -f "$pidfile" ] || return 0
+    alive "$pidfile" || return 0
     pid="$(cat "$pidfile")"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || return 0
@@ -27,10 +30,8 @@ stop() {  # stop PIDFILE: SIGTERM, wait up to 10 s, then SIGKILL
 }
 stop "$DIR/slurmd.pid"
 stop "$DIR/slurmctld.pid"
-# Job steps (slurmstepd) of this cluster that survived their slurmd.
-for pid in $(pgrep -x slurmstepd 2>/dev/null); do
-    if tr '\0' ' ' <"/proc/$pid/environ" 2>/dev/null | grep -q "SLURM_CONF=$DIR/slurm.conf"; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+
+for f in slurm.conf gres.conf; do
+    if ours "$ETC/$f"; then rm -f "$ETC/$f"; fi
 done
 exit 0

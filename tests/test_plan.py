@@ -1,0 +1,147 @@
+"""`dnatok plan`: job counts and requested GPU-hours from a Snakemake dry run, checked
+against numbers computed independently from the config files."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dnatok import plan as planmod
+from dnatok import registry
+from dnatok.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+
+
+def _resource(conf: dict, rule: str, key: str, benchmark: str | None = None):
+    """The config's resource layering (default < rule < benchmark), recomputed here."""
+    value = conf["resources"]["default"].get(key)
+    value = conf["resources"].get(rule, {}).get(key, value)
+    if benchmark is not None:
+        value = conf["benchmarks"][benchmark].get("resources", {}).get(rule, {}).get(key, value)
+    return value or 0
+
+
+def _tasks(conf: dict, benchmark: str) -> list[str]:
+    declared = conf["benchmarks"][benchmark]["tasks"]
+    return sorted(registry.TASKS[benchmark]) if declared == "all" else sorted(declared)
+
+
+def _expected(conf: dict) -> dict:
+    """Finetune/pretrain job counts and GPU-hours straight from a config."""
+    models = conf["models"]
+    toks = {m: models[m].get("tokenizers", list(conf["tokenizers"])) for m in models}
+    finetune_jobs, finetune_gpu_h = 0, 0.0
+    for bench in conf["benchmarks"]:
+        n = len(_tasks(conf, bench)) * sum(len(t) for t in toks.values()) * len(conf["seeds"])
+        finetune_jobs += n
+        finetune_gpu_h += n * _resource(conf, "finetune", "runtime", bench) / 60 * _resource(conf, "finetune", "gpu", bench)
+    pretrain_jobs = sum(len(toks[m]) for m in models if models[m]["arch"] != "cnn")
+    pretrain_gpu_h = pretrain_jobs * _resource(conf, "pretrain", "runtime") / 60 * _resource(conf, "pretrain", "gpu")
+    return {"finetune": finetune_jobs, "finetune_gpu_h": finetune_gpu_h,
+            "pretrain": pretrain_jobs, "pretrain_gpu_h": pretrain_gpu_h}
+
+
+def _rows_by_rule(rows):
+    return {r.rule: r for r in rows}
+
+
+# ---------------------------------------------------------------- pure functions
+def test_summarize_adds_runtime_times_gpus_and_flags_missing_runtimes():
+    jobs = [
+        {"rule": "train", "wildcards": {"b": "x"}, "threads": 2, "resources": {"runtime": 300, "gpu": 1, "cpus_per_task": 2}},
+        {"rule": "train", "wildcards": {"b": "y"}, "threads": 2, "resources": {"runtime": 120, "gpu": 2, "cpus_per_task": 2}},
+        {"rule": "prep", "wildcards": {}, "threads": 4, "resources": {"runtime": 30}},
+        {"rule": "all", "wildcards": {}, "threads": 1, "resources": {"runtime": "<TBD>"}},
+    ]
+    stages = {"prep": "data", "train": "finetune", "all": "target"}
+    rows = _rows_by_rule(planmod.summarize(jobs, stages))
+    assert rows["train"].jobs == 2 and rows["train"].gpu_jobs == 2
+    assert rows["train"].gpu_hours == pytest.approx(5.0 + 4.0)
+    assert rows["train"].core_hours == pytest.approx(10.0 + 4.0)
+    assert rows["prep"].gpu_jobs == 0 and rows["prep"].core_hours == pytest.approx(2.0)  # threads when no cpus_per_task
+    assert rows["all"].no_runtime == 1 and rows["all"].gpu_hours == 0
+    assert [r.stage for r in planmod.summarize(jobs, stages)] == ["data", "finetune", "target"]
+    split = _rows_by_rule(planmod.summarize(jobs, stages, by="b"))
+    assert split["train[x]"].gpu_hours == pytest.approx(5.0) and split["train[y]"].gpu_hours == pytest.approx(4.0)
+    table = planmod.format_table(planmod.summarize(jobs, stages), "t")
+    assert "no numeric runtime, hours not counted: all (1)" in table
+    assert table.splitlines()[-3].split()[:5] == ["total", "4", "2", "9.0", "16.0"]
+
+
+def test_rule_stages_follow_the_included_files(tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "data.smk").write_text("rule fetch:\n    output: 'a'\n\ncheckpoint split_it:\n    output: 'b'\n")
+    (tmp_path / "rules" / "train.smk").write_text("rule fit:\n    output: 'c'\n")
+    (tmp_path / "Snakefile").write_text('include: "rules/data.smk"\ninclude: "rules/train.smk"\n\nrule all:\n    input: "c"\n')
+    stages = planmod.rule_stages(tmp_path / "Snakefile")
+    assert stages == {"fetch": "data", "split_it": "data", "fit": "train", "all": "target"}
+    assert list(dict.fromkeys(stages.values())) == ["data", "train", "target"]
+
+
+# ---------------------------------------------------------------- real dry runs
+def test_demo_plan_matches_the_config(tmp_path):
+    conf = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    expected = _expected(conf)
+    cwd = os.getcwd()
+    # an empty workdir: nothing is built yet, so every job of the DAG is listed
+    rows = _rows_by_rule(planmod.plan(SNAKEFILE, [REPO / "config" / "demo.yaml"], workdir=tmp_path))
+    assert os.getcwd() == cwd
+    assert rows["finetune"].jobs == rows["finetune"].gpu_jobs == expected["finetune"]
+    assert rows["finetune"].gpu_hours == pytest.approx(expected["finetune_gpu_h"])
+    assert rows["pretrain"].jobs == expected["pretrain"]
+    assert rows["pretrain"].gpu_hours == pytest.approx(expected["pretrain_gpu_h"])
+    assert rows["finetune"].stage == "finetune" and rows["pretrain"].stage == "pretrain"
+    # only the GPU rules ask for GPUs
+    assert {r.rule for r in rows.values() if r.gpu_jobs} == {"finetune", "pretrain"}
+
+
+def test_full_study_plan_from_the_command_line(tmp_path):
+    conf = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    expected = _expected(conf)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dnatok", "plan", "--snakefile", str(SNAKEFILE),
+         "--configfile", str(REPO / "config" / "config.yaml"), "--by", "benchmark", "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["rule"]: r for r in json.loads(proc.stdout)}
+    finetune = {k: v for k, v in rows.items() if k.startswith("finetune[")}
+    assert set(finetune) == {f"finetune[{b}]" for b in conf["benchmarks"]}
+    assert sum(r["jobs"] for r in finetune.values()) == expected["finetune"] == 4320
+    assert sum(r["gpu_hours"] for r in finetune.values()) == pytest.approx(expected["finetune_gpu_h"])
+    # the study's budgets: 5 h per GUE job, 2 h per NTv2 job, 12 h per pretraining
+    assert finetune["finetune[gue]"]["gpu_hours"] == pytest.approx(finetune["finetune[gue]"]["jobs"] * 5)
+    assert finetune["finetune[nt]"]["gpu_hours"] == pytest.approx(finetune["finetune[nt]"]["jobs"] * 2)
+    assert rows["pretrain"]["jobs"] == expected["pretrain"]
+    assert rows["pretrain"]["gpu_hours"] == pytest.approx(rows["pretrain"]["jobs"] * 12)
+
+
+def test_table_output_and_errors(tmp_path, capsys, monkeypatch):
+    assert main(["plan", "--snakefile", str(SNAKEFILE), "--configfile", str(REPO / "config" / "demo.yaml"),
+                 str(tmp_path / "nothing-here")]) == 2  # no rule makes that target
+    assert "snakemake dry run failed" in capsys.readouterr().err
+    assert main(["plan", "--configfile", str(tmp_path / "missing.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    conf = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    bench, task = next((b, t) for b in conf["benchmarks"] for t in _tasks(conf, b))
+    model = next(m for m in conf["models"] if conf["models"][m]["arch"] != "cnn")
+    tok, seed = next(iter(conf["tokenizers"])), conf["seeds"][0]
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "--snakefile", str(SNAKEFILE), "--configfile", str(REPO / "config" / "demo.yaml"),
+                 f"results/finetune/{bench}/{task}/{model}/{tok}/seed{seed}/metrics.json"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[1]: line.split() for line in out.splitlines()
+             if len(line.split()) > 2 and line.split()[0] in ("data", "tokenize", "pretrain", "finetune")}
+    # one finetune and one pretraining job, each with its configured runtime x GPUs
+    for rule, b in (("finetune", bench), ("pretrain", None)):
+        hours = _resource(conf, rule, "runtime", b) / 60 * _resource(conf, rule, "gpu", b)
+        assert lines[rule][2:5] == ["1", "1", f"{hours:.1f}"]
+    assert out.splitlines()[0].startswith("dnatok plan:") and "total" in out
