@@ -76,7 +76,13 @@ def pretrained_model(wildcards):
 
 
 def finetune_settings(benchmark):
-    return {**config["finetune"], **benchmark_conf(benchmark).get("finetune", {})}
+    settings = {**config["finetune"], **benchmark_conf(benchmark).get("finetune", {})}
+    if config["protocol"] == "original":
+        # The original protocol fixes checkpoint selection (validation accuracy for GB,
+        # MCC otherwise) and trains every epoch; the config's choices would override it.
+        for key in ("select_metric", "patience"):
+            settings.pop(key, None)
+    return settings
 
 
 # ---------------------------------------------------------------- inputs by source

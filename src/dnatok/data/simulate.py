@@ -7,10 +7,11 @@ recurring words to merge, as it does on hg38. The tasks plant signals of the two
 kinds the study contrasts:
 
 * ``splice`` — the label depends on single-nucleotide detail at a fixed position:
-  positives carry a canonical donor site (``CAG|GTRAGT``) at the centre, negatives
-  the same motif with the invariant ``GT`` broken by one substitution. Character
-  tokens see the change directly; BPE folds it into context-dependent tokens —
-  where the paper found character tokenization better (splice sites, promoters).
+  positives carry a donor site (``MAG|GTRAGT``, degenerate positions drawn per
+  example) at the centre (±3 bp), negatives the same motif with the invariant ``GT``
+  broken by one substitution. Character tokens see the change directly; BPE folds the
+  decisive base into tokens that depend on the random neighbouring bases — where the
+  paper found character tokenization better (splice sites, promoters).
 * ``composition`` — the label depends only on base composition (GC content), no
   position or motif — where the paper found no tokenizer effect.
 * ``motif`` — a TATA-box-like motif placed at a jittered position upstream of the
@@ -134,20 +135,31 @@ def simulate_genome(fasta_out, bed_out, chromosomes: dict[str, int], interval_le
                 bed.write(f"{chrom}\t{start}\t{end}\t{block_split[i // 4]}\n")
 
 
-DONOR = "CAGGTAAGT"       # exon end CAG | intron start GTAAGT (canonical 5' splice site)
+# 5' splice site (donor): exon ...MAG | GTRAGT... intron. The invariant GT is what the
+# label hinges on; the degenerate positions (M = A/C, R = A/G) and the random flanks make
+# the surrounding sequence vary from example to example, as real splice sites do.
+DONOR = "MAGGTRAGT"
 DONOR_GT = 3              # offset of the invariant G of GT inside DONOR
+_IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "M": "AC", "R": "AG"}
 TATA = "TATAAAAG"
+
+
+def _donor_codes(rng) -> np.ndarray:
+    return np.array(["ACGT".index(rng.choice(list(_IUPAC[b]))) for b in DONOR], dtype=np.int8)
 
 
 def _splice_example(rng, length: int, positive: bool) -> str:
     seq = _markov_background(rng, length, 0.45)
-    centre = length // 2 - len(DONOR) // 2
-    motif = np.array(["ACGT".index(b) for b in DONOR], dtype=np.int8)
+    # The site sits near the centre, jittered by a few bases, as a window around an
+    # annotated junction would put it.
+    at = length // 2 - len(DONOR) // 2 + int(rng.integers(-3, 4))
+    motif = _donor_codes(rng)
     if not positive:
-        # One substitution in the invariant GT dinucleotide — everything else identical.
+        # One substitution in the invariant GT dinucleotide — a broken site. Everything
+        # else is drawn from the same distribution as the positives.
         pos = DONOR_GT + int(rng.integers(0, 2))
         motif[pos] = (motif[pos] + rng.integers(1, 4)) % 4
-    seq[centre:centre + len(motif)] = motif
+    seq[at:at + len(motif)] = motif
     return _to_str(seq)
 
 

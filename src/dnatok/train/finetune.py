@@ -16,7 +16,6 @@ The output folder appears only when everything succeeded (atomic rename).
 from __future__ import annotations
 
 import copy
-import json
 import math
 import shutil
 import time
@@ -506,7 +505,3 @@ def finetune(task_dir, arch: str, tokenizer, out_dir, seed: int, protocol="corre
         finally:
             close_logger(logger)
     return metrics
-
-
-def load_metrics(path) -> dict:
-    return json.loads(Path(path).read_text())

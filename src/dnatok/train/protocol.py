@@ -1,0 +1,163 @@
+"""Fine-tuning protocols as explicit data: the study's ``original`` one and ``corrected``.
+
+Each way in which the original study's fine-tuning differs from a clean protocol is
+one named field of :class:`Protocol`, so that the effect of each quirk can be
+measured by toggling that one field (``dataclasses.replace(ORIGINAL, pooling="mean")``)
+and everything else stays put. The values of ``original`` were read from the study's
+configuration (Caduceus-based code: ``train.seed: 2222``; the seed loop only sets
+``dataset.train_val_split_seed``; ``padding_side: left``; per-task ``max_length``
+300 for the 70-bp core promoters; token ids fed without an attention mask and
+``decoder: pool`` averaging every position;
+the validation set a ``random_split`` of 10% of train even where GUE ships a dev
+split; checkpoint monitor ``val/accuracy`` for Genomic Benchmarks and
+``val/mcc`` for GUE and Nucleotide Transformer; hyperparameters then picked by
+test score in the analysis).
+
+Hyperparameters themselves (learning rate, batch size, epochs…) are not quirks:
+they live in the fine-tuning settings, identical under both protocols.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dnatok.errors import UserError
+
+# The study fixed the training seed to this value and varied only the split seed.
+STUDY_TRAINING_SEED = 2222
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    # Seed of weight init / shuffling / dropout. None: the run's seed. An int: that
+    # value for every run (the study's 2222), so "seeds" only change the split.
+    fixed_training_seed: int | None
+    # Where validation rows come from. False: the task's dev split when it has one,
+    # else a held-out fraction of train. True: always held out of train (the study
+    # ignored GUE's dev.csv and split train 90/10 by the split seed).
+    validation_from_train: bool
+    # Held-out validation rows stratified by class (True) or a plain random split
+    # (False: the study's torch.utils.data.random_split, reproduced row for row).
+    stratified_validation: bool
+    # Sequence budget. "true": the task's real longest sequence, counted in tokens
+    # of the tokenizer in use. "study": registry Task.study_len used as the padded
+    # length in *tokens* whatever the tokenizer (so a BPE run reads up to study_len
+    # tokens, i.e. far more bases than a char run).
+    length_rule: str
+    # Which side padding goes. The study padded on the left.
+    padding_side: str
+    # Whether the model gets the attention mask. The study's state-space fine-tuning
+    # passed token ids only, so padding tokens were ordinary input to the model (a
+    # recurrent model reads the left padding into its state before the sequence).
+    # Recurrent models need right padding when they do get a mask.
+    model_sees_padding_mask: bool
+    # Sequence pooling of the classifier. "mean": over real tokens only. "mean_all":
+    # over every position including padding (the study's pooling decoder).
+    pooling: str
+    # Metric that selects the best epoch. "by_benchmark" = the study's rule
+    # (accuracy for Genomic Benchmarks, MCC for GUE and NT); otherwise a metric name.
+    selection_metric: str
+    # Stop when the selection metric has not improved for this many epochs; None
+    # trains all epochs (the study).
+    early_stopping_patience: int | None
+    # How hyperparameters were chosen across runs: "validation" or "test" (the
+    # study's analysis picked the best test score). Recorded here; the selection
+    # itself happens in stats (and in finetune's optional grid, see select_on).
+    hyperparameter_selection: str
+    # Also record the study's faulty per-batch MCC average next to the true MCC.
+    report_per_batch_mcc: bool
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def training_seed(self, seed: int) -> int:
+        return self.fixed_training_seed if self.fixed_training_seed is not None else int(seed)
+
+    def split_seed(self, seed: int) -> int:
+        return int(seed)
+
+    def selection_metric_for(self, benchmark: str | None) -> str:
+        if self.selection_metric == "by_benchmark":
+            return "accuracy" if benchmark == "gb" else "mcc"
+        return self.selection_metric
+
+
+ORIGINAL = Protocol(
+    name="original",
+    fixed_training_seed=STUDY_TRAINING_SEED,
+    validation_from_train=True,
+    stratified_validation=False,
+    length_rule="study",
+    padding_side="left",
+    model_sees_padding_mask=False,
+    pooling="mean_all",
+    selection_metric="by_benchmark",
+    early_stopping_patience=None,
+    hyperparameter_selection="test",
+    report_per_batch_mcc=True,
+)
+
+CORRECTED = Protocol(
+    name="corrected",
+    fixed_training_seed=None,
+    validation_from_train=False,
+    stratified_validation=True,
+    length_rule="true",
+    padding_side="right",
+    model_sees_padding_mask=True,
+    pooling="mean",
+    selection_metric="mcc",
+    early_stopping_patience=3,
+    hyperparameter_selection="validation",
+    report_per_batch_mcc=False,
+)
+
+PROTOCOLS = {p.name: p for p in (ORIGINAL, CORRECTED)}
+
+_CHOICES = {
+    "length_rule": ("true", "study"),
+    "padding_side": ("left", "right"),
+    "pooling": ("mean", "mean_all"),
+    "hyperparameter_selection": ("validation", "test"),
+}
+SELECTION_METRICS = ("by_benchmark", "mcc", "accuracy", "f1", "auroc", "loss")
+
+
+def validate(p: Protocol) -> Protocol:
+    for field, allowed in _CHOICES.items():
+        if getattr(p, field) not in allowed:
+            raise UserError(f"protocol {p.name}: {field}={getattr(p, field)!r}, expected one of {allowed}")
+    if p.selection_metric not in SELECTION_METRICS:
+        raise UserError(f"protocol {p.name}: selection_metric={p.selection_metric!r}, "
+                        f"expected one of {SELECTION_METRICS}")
+    if p.early_stopping_patience is not None and p.early_stopping_patience < 1:
+        raise UserError(f"protocol {p.name}: early_stopping_patience must be >= 1 or None")
+    return p
+
+
+def get_protocol(protocol: "str | Protocol | dict", **overrides) -> Protocol:
+    """A protocol by name (``original`` | ``corrected``), a Protocol, or a dict
+    ``{"base": name, <field>: value …}``; ``overrides`` replace single fields
+    (that is how one quirk is toggled)."""
+    if isinstance(protocol, Protocol):
+        base = protocol
+    elif isinstance(protocol, dict):
+        protocol = dict(protocol)
+        base = get_protocol(protocol.pop("base", protocol.pop("name", "corrected")))
+        overrides = {**protocol, **overrides}
+    else:
+        try:
+            base = PROTOCOLS[str(protocol)]
+        except KeyError:
+            raise UserError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}") from None
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Protocol)}
+    if unknown:
+        raise UserError(f"unknown protocol field(s): {', '.join(sorted(unknown))}")
+    if overrides:
+        # a modified protocol keeps its base's name plus the changed fields, so a
+        # results table never confuses it with the pure one
+        changed = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()) if getattr(base, k) != v)
+        name = overrides.pop("name", None) or (f"{base.name}[{changed}]" if changed else base.name)
+        base = dataclasses.replace(base, name=name, **overrides)
+    return validate(base)

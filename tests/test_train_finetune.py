@@ -1,0 +1,226 @@
+"""Fine-tuning on tiny synthetic tasks: outputs, determinism, protocols, guards."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dnatok.errors import UserError
+from dnatok.train.finetune import VOLATILE_KEYS, finetune
+
+TINY_CNN = {"embed_dim": 8, "channels": [4, 4], "dense_dim": 16}
+FAST = {"epochs": 3, "batch_size": 16, "learning_rate": 1e-2, "progress": False}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models on a shared 2-core box: one thread avoids OpenMP contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _rand_seq(rng, n, gc=0.5):
+    return "".join(rng.choice(list("ACGT"), n, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]))
+
+
+def make_task(root: Path, n_train=160, n_dev=40, n_test=60, length=32, seed=0, dev=True,
+              train_labels=None, name="motif"):
+    """Class 1 sequences are GC-rich and carry a TATAAA motif, class 0 are not and do not."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+
+    def rows(n, labels=None):
+        out = []
+        for i in range(n):
+            y = int(labels[i]) if labels is not None else i % 2
+            s = _rand_seq(rng, length, gc=0.8 if y == 1 else 0.3)
+            if y == 1:
+                p = rng.integers(0, length - 6)
+                s = s[:p] + "TATAAA" + s[p + 6:]
+            out.append(f"{s},{y}")
+        return out
+
+    splits = {"train": rows(n_train, train_labels), "test": rows(n_test)}
+    if dev:
+        splits["dev"] = rows(n_dev)
+    for split, r in splits.items():
+        (root / f"{split}.csv").write_text("sequence,label\n" + "\n".join(r) + "\n")
+    (root / "task.json").write_text(json.dumps({"name": name, "benchmark": "demo", "num_classes": 2,
+                                                "max_len": length, "study_len": length + 8,
+                                                "category": None}))
+    return root
+
+
+def _stable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in VOLATILE_KEYS}
+
+
+def test_outputs_and_determinism(tmp_path):
+    task = make_task(tmp_path / "task")
+    a = finetune(task, "cnn", "char", tmp_path / "a", seed=3, settings=FAST, model_hparams=TINY_CNN)
+    b = finetune(task, "cnn", "char", tmp_path / "b", seed=3, settings=FAST, model_hparams=TINY_CNN)
+    on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert _stable(on_disk) == _stable(json.loads((tmp_path / "b" / "metrics.json").read_text()))
+    assert _stable(a) == _stable(b)
+    assert (tmp_path / "a" / "predictions.tsv").read_text() == (tmp_path / "b" / "predictions.tsv").read_text()
+    for key in ("benchmark", "task", "category", "model", "tokenizer", "seed", "protocol", "test", "validation",
+                "hyperparameters", "collapsed", "collapse_note", "epochs_run", "best_epoch", "device", "n_params"):
+        assert key in on_disk, key
+    assert on_disk["task"] == "motif" and on_disk["protocol"] == "corrected" and on_disk["tokenizer"] == "char"
+    for key in ("accuracy", "mcc", "f1", "precision", "recall", "auroc"):
+        assert key in on_disk["test"]
+    assert on_disk["hyperparameters"]["learning_rate"] == 1e-2 and on_disk["hyperparameters"]["max_tokens"] == 32
+    assert on_disk["validation_source"] == "dev.csv" and on_disk["n_test"] == 60
+    # the motif is learnable: the whole pipeline (encode, train, select, test) works
+    assert on_disk["test"]["mcc"] > 0.5
+    lines = (tmp_path / "a" / "predictions.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["id", "label", "pred", "prob_0", "prob_1"] and len(lines) == 61
+    probs = np.array([[float(x) for x in ln.split("\t")[3:]] for ln in lines[1:]])
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    prov = json.loads((tmp_path / "a" / "provenance.json").read_text())
+    assert prov["seed"] == 3 and prov["settings"]["epochs"] == 3 and prov["device"] == "cpu"
+    assert "wall_time_s" in prov and (tmp_path / "a" / "train.log").read_text().count("epoch") >= 3
+
+
+def test_seeds_change_split_and_training(tmp_path):
+    task = make_task(tmp_path / "task", dev=False)
+    s1 = finetune(task, "cnn", "char", tmp_path / "s1", seed=1, settings={**FAST, "epochs": 1},
+                  model_hparams=TINY_CNN)
+    s2 = finetune(task, "cnn", "char", tmp_path / "s2", seed=2, settings={**FAST, "epochs": 1},
+                  model_hparams=TINY_CNN)
+    assert "stratified" in s1["validation_source"] and s1["n_validation"] == 16
+    assert s1["training_seed"] == 1 and s2["training_seed"] == 2
+    assert s1["validation"] != s2["validation"]
+    # the original protocol keeps the study's fixed training seed; only the split moves
+    o1 = finetune(task, "cnn", "char", tmp_path / "o1", seed=1, protocol="original",
+                  settings={**FAST, "epochs": 1}, model_hparams=TINY_CNN)
+    assert o1["training_seed"] == 2222 and o1["split_seed"] == 1 and "random" in o1["validation_source"]
+
+
+def test_original_protocol_lengths_padding_and_quirk_metric(tmp_path):
+    task = make_task(tmp_path / "task")
+    o = finetune(task, "cnn", "char", tmp_path / "o", seed=1, protocol="original",
+                 settings={**FAST, "epochs": 1}, model_hparams=TINY_CNN)
+    hp = o["hyperparameters"]
+    assert hp["max_tokens"] == 40 and hp["padding_side"] == "left" and hp["pooling"] == "mean_all"
+    assert hp["padding_mask_to_model"] is False and o["validation_source"].startswith("random")
+    assert "mcc_per_batch_mean" in o["test"] and o["selection_metric"] == "mcc"
+    # a k-mer tokenizer under the corrected protocol: true length counted in tokens
+    c = finetune(task, "cnn", "kmer3", tmp_path / "k", seed=1, settings={**FAST, "epochs": 1},
+                 model_hparams=TINY_CNN)
+    assert c["hyperparameters"]["max_tokens"] == 30 and c["tokenizer"] == "kmer3"
+
+
+def test_collapse_guard_and_early_stopping(tmp_path):
+    # train labels almost all 0 and no signal: the model predicts class 0 everywhere,
+    # validation MCC stays 0, so the first epoch stays best and patience stops the run
+    labels = np.r_[np.zeros(118, int), np.ones(2, int)]
+    task = make_task(tmp_path / "task", n_train=120, train_labels=labels)
+    m = finetune(task, "cnn", "char", tmp_path / "c", seed=0,
+                 settings={**FAST, "epochs": 8, "patience": 2}, model_hparams=TINY_CNN)
+    assert m["collapsed"] is True and "single class" in m["collapse_note"]
+    assert m["best_epoch"] == 1 and m["epochs_run"] == 3
+    assert "COLLAPSED" in (tmp_path / "c" / "train.log").read_text()
+
+
+def test_grid_selects_on_validation_and_guards_test_selection(tmp_path):
+    task = make_task(tmp_path / "task")
+    grid = {**FAST, "epochs": 1, "grid": {"learning_rate": [1e-4, 3e-3]}}
+    m = finetune(task, "cnn", "char", tmp_path / "g", seed=0, settings=grid, model_hparams=TINY_CNN)
+    vals = [g["validation_mcc"] for g in m["grid"]]
+    assert len(m["grid"]) == 2 and m["validation"]["mcc"] == max(vals)
+    assert m["hyperparameter_selection"] == "validation"
+    assert (tmp_path / "g" / "grid" / "lr0.0001_bs16" / "metrics.json").is_file()
+    with pytest.raises(UserError, match="original protocol"):
+        finetune(task, "cnn", "char", tmp_path / "t", seed=0, settings={**grid, "select_on": "test"},
+                 model_hparams=TINY_CNN)
+    assert not (tmp_path / "t").exists()      # failed runs leave no output
+    o = finetune(task, "cnn", "char", tmp_path / "ot", seed=0, protocol="original",
+                 settings={**grid, "select_on": "test"}, model_hparams=TINY_CNN)
+    assert o["hyperparameter_selection"].startswith("test")
+    assert o["test"]["mcc"] == max(g["test_mcc"] for g in o["grid"])
+
+
+def test_conjoin_rc_aug_and_bad_settings(tmp_path):
+    task = make_task(tmp_path / "task")
+    m = finetune(task, "cnn", "char", tmp_path / "cj", seed=0,
+                 settings={**FAST, "epochs": 1, "conjoin": True, "rc_aug": True}, model_hparams=TINY_CNN)
+    assert m["hyperparameters"]["conjoin"] is True and m["hyperparameters"]["rc_aug"] is False
+    r = finetune(task, "cnn", "char", tmp_path / "rc", seed=0, settings={**FAST, "epochs": 1, "rc_aug": True},
+                 model_hparams=TINY_CNN)
+    assert r["hyperparameters"]["rc_aug"] is True
+    with pytest.raises(UserError, match="unknown fine-tuning setting"):
+        finetune(task, "cnn", "char", tmp_path / "x", seed=0, settings={"epoch": 1})
+    with pytest.raises(UserError, match="BPE"):
+        finetune(task, "cnn", "bpe4096", tmp_path / "x", seed=0, settings=FAST)
+
+
+def test_lora_needs_peft(tmp_path):
+    task = make_task(tmp_path / "task")
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="peft"):
+            finetune(task, "bert", "char", tmp_path / "l", seed=0, settings={**FAST, "lora": {"r": 2}},
+                     model_hparams={"d_model": 16, "n_layer": 1, "n_head": 2, "d_ff": 32})
+        return
+    m = finetune(task, "bert", "char", tmp_path / "l", seed=0, settings={**FAST, "epochs": 1, "lora": {"r": 2}},
+                 model_hparams={"d_model": 16, "n_layer": 1, "n_head": 2, "d_ff": 32})
+    assert m["n_trainable_params"] < m["n_params"]
+
+
+@pytest.mark.parametrize("arch,hp", [
+    ("mamba", {"d_model": 16, "n_layer": 1}),
+    ("caduceus", {"d_model": 16, "n_layer": 1}),
+    ("bert", {"d_model": 16, "n_layer": 1, "n_head": 2, "d_ff": 32}),
+])
+@pytest.mark.parametrize("protocol", ["original", "corrected"])
+def test_every_architecture_runs_under_both_protocols(tmp_path, arch, hp, protocol):
+    task = make_task(tmp_path / "task", n_train=48, n_dev=16, n_test=16, length=24)
+    m = finetune(task, arch, "char", tmp_path / "o", seed=0, protocol=protocol,
+                 settings={**FAST, "epochs": 1}, model_hparams=hp)
+    assert m["model"] == arch and 0.0 <= m["test"]["accuracy"] <= 1.0
+
+
+def test_real_gue_rows_under_original_protocol(gue_dir, tmp_path):
+    """A few hundred real rows in a folder named like GUE's: the registry supplies the
+    study's padded length (300 for the 70-bp core promoters) without a task.json."""
+    src = gue_dir / "prom" / "prom_core_tata"
+    dst = tmp_path / "prom" / "prom_core_tata"
+    dst.mkdir(parents=True)
+    for split, n in (("train", 300), ("dev", 80), ("test", 80)):
+        lines = (src / f"{split}.csv").read_text().splitlines()
+        (dst / f"{split}.csv").write_text("\n".join(lines[:n + 1]) + "\n")
+    o = finetune(dst, "cnn", "char", tmp_path / "o", seed=1, protocol="original",
+                 settings={**FAST, "epochs": 1}, model_hparams=TINY_CNN)
+    c = finetune(dst, "cnn", "char", tmp_path / "c", seed=1, protocol="corrected",
+                 settings={**FAST, "epochs": 1}, model_hparams=TINY_CNN)
+    assert o["task"] == "prom_core_tata" and o["category"] == "promoters" and o["benchmark"] == "gue"
+    assert o["hyperparameters"]["max_tokens"] == 300 and c["hyperparameters"]["max_tokens"] == 70
+    assert o["n_validation"] == 30 and c["n_validation"] == 80
+
+
+def test_left_padding_with_mask_refused_for_recurrent_models(tmp_path):
+    task = make_task(tmp_path / "task", n_train=32, n_dev=8, n_test=8, length=24)
+    with pytest.raises(UserError, match="right padding"):
+        finetune(task, "mamba", "char", tmp_path / "m", seed=0, protocol={"base": "corrected", "padding_side": "left"},
+                 settings=FAST, model_hparams={"d_model": 8, "n_layer": 1})
+
+
+def test_multiclass_task(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "three"
+    root.mkdir()
+    for split, n in (("train", 90), ("dev", 30), ("test", 30)):
+        rows = [f"{_rand_seq(rng, 32, gc=(0.2, 0.5, 0.8)[i % 3])},{i % 3}" for i in range(n)]
+        (root / f"{split}.csv").write_text("sequence,label\n" + "\n".join(rows) + "\n")
+    m = finetune(root, "cnn", "char", tmp_path / "o", seed=0, settings=FAST, model_hparams=TINY_CNN)
+    assert m["test"]["n"] == 30 and "auroc" not in m["test"] and m["task"] == "three"
+    header = (tmp_path / "o" / "predictions.tsv").read_text().splitlines()[0].split("\t")
+    assert header[-3:] == ["prob_0", "prob_1", "prob_2"]
