@@ -11,17 +11,6 @@ from dnatok.errors import UserError
 from dnatok.train.cli import add_commands
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on a shared 2-core box: one thread avoids OpenMP contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run_cli(argv: list[str]) -> int:
     """What dnatok.cli.main does for these commands: parse, run, UserError -> exit 2."""
     parser = argparse.ArgumentParser(prog="dnatok")

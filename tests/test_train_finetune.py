@@ -14,17 +14,6 @@ TINY_CNN = {"embed_dim": 8, "channels": [4, 4], "dense_dim": 16}
 FAST = {"epochs": 3, "batch_size": 16, "learning_rate": 1e-2, "progress": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on a shared 2-core box: one thread avoids OpenMP contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _rand_seq(rng, n, gc=0.5):
     return "".join(rng.choice(list("ACGT"), n, p=[(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]))
 

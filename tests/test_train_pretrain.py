@@ -13,17 +13,6 @@ TINY_BERT = {"d_model": 16, "n_layer": 1, "n_head": 2, "d_ff": 32, "dropout": 0.
 TINY_MAMBA = {"d_model": 16, "n_layer": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on a shared 2-core box: one thread avoids OpenMP contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def char_tok(tmp_path_factory):
     from dnatok.tokenization import train_tokenizer
