@@ -33,7 +33,8 @@ def test_lint_is_clean(tmp_path):
 
 
 def test_full_study_dry_run_lists_the_whole_job_matrix():
-    counts = _job_counts(_run(["-n", "--quiet", "rules"], cwd=REPO))
+    # --forceall: the matrix must not depend on what a demo run already left in the checkout
+    counts = _job_counts(_run(["-n", "--forceall", "--quiet", "rules"], cwd=REPO))
     # 54 tasks (28 GUE + 8 GB + 18 NT) x 4 models x 2 tokenizers x 10 seeds
     assert counts["finetune"] == 54 * 4 * 2 * 10
     assert counts["prepare_task"] == 54
@@ -43,7 +44,7 @@ def test_full_study_dry_run_lists_the_whole_job_matrix():
 
 
 def test_gue_bpe_summary_is_a_valid_target():
-    counts = _job_counts(_run(["results/gue/bpe/summary.tsv", "-n", "--quiet", "rules"], cwd=REPO))
+    counts = _job_counts(_run(["results/gue/bpe/summary.tsv", "-n", "--forceall", "--quiet", "rules"], cwd=REPO))
     assert counts["finetune"] == 28 * 4 * 10
     assert counts["train_tokenizer"] == 1 and "significance" not in counts
 
