@@ -27,7 +27,6 @@ from dnatok.errors import UserError
 from dnatok.io import atomic_path
 
 BASES = np.array(list("ACGT"))
-_COMP = str.maketrans("ACGTN", "TGCAN")
 
 
 def _markov_background(rng: np.random.Generator, length: int, gc: float) -> np.ndarray:
