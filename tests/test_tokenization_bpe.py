@@ -185,3 +185,78 @@ def test_encode_throughput_path_matches_hf_on_long_input(tmp_path):
         assert tok.encode(seq).tolist() == hf
         again = load_tokenizer(tok.path)
         assert again.encode(seq.lower()).tolist() == hf
+
+
+# ------------------------------------------------------------ compiled BPE encoder
+
+
+def _adversarial_seqs(rng):
+    """Runs and tandem repeats (overlapping merges), N/unknown characters, edge lengths."""
+    rand = lambda n, alphabet="ACGT": "".join(rng.choice(list(alphabet), n))  # noqa: E731
+    seqs = ["", "A", "AA", "AAA", "A" * 41, "AT" * 33 + "A", "AAT" * 20, "GGGGCGGGGC" * 7,
+            "NNNN", "ANA", "AAAANAAAA", "ACGT?ACGTXACGT-acgtn", "acgtacgtAAAA", "é" + "A" * 9]
+    seqs += [rand(int(n)) for n in rng.integers(1, 400, 60)]
+    seqs += [rand(int(n), "AAAAACGTN") for n in rng.integers(1, 400, 30)]
+    # Copies of a repeat with point mutations: the merges BPE learned from the corpus.
+    unit = rand(50)
+    seqs += ["".join(c if rng.random() > 0.05 else rand(1) for c in unit * 4) for _ in range(20)]
+    return seqs
+
+
+@pytest.fixture(scope="module")
+def trained_bpe(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    unit = "".join(rng.choice(list("ACGT"), 40))
+    corpus = ["".join(rng.choice(list("ACGT"), 3000)) for _ in range(20)]
+    corpus += ["A" * 200, "AT" * 100, unit * 30, "GGGGCGGGGC" * 30]
+    return train_tokenizer({"kind": "bpe", "vocab_size": 600}, tmp_path_factory.mktemp("bpe") / "t", corpus)
+
+
+def test_compiled_encoder_equals_hf(trained_bpe, shared_dir):
+    from transformers import AutoTokenizer
+
+    from dnatok.tokenization import bpe_encode
+
+    if not bpe_encode.available():
+        pytest.skip("numba not installed: DnaTokenizer uses the HF encoder")
+    tok = trained_bpe
+    assert tok._bpe_table is not None  # the compiled path is the one under test
+    seqs = _adversarial_seqs(np.random.default_rng(5))
+    gue = shared_dir / "data" / "gue" / "prom" / "prom_300_tata" / "dev.csv"
+    if gue.is_file():
+        seqs += [line.split(",")[0] for line in gue.read_text().splitlines()[1:300]]
+    auto = AutoTokenizer.from_pretrained(str(tok.path))
+    for s in seqs:
+        assert tok.encode(s).tolist() == auto(s.upper(), add_special_tokens=False)["input_ids"], s
+    # One batch (one kernel call, groups of sequences) == sequence by sequence.
+    ids, offsets = tok._encode_flat(seqs)
+    for row, s in enumerate(seqs):
+        assert ids[offsets[row]:offsets[row + 1]].tolist() == tok.encode(s).tolist()
+
+
+def test_compiled_encoder_chunks_and_groups_do_not_change_ids(trained_bpe, monkeypatch):
+    from dnatok.tokenization import bpe_encode, fastpath
+
+    if not bpe_encode.available():
+        pytest.skip("numba not installed")
+    seqs = _adversarial_seqs(np.random.default_rng(8)) * 3
+    buf, lengths = fastpath.to_buffer([s.upper() for s in seqs])
+    one = bpe_encode.encode(buf, lengths, trained_bpe._bpe_table, threads=1)
+    monkeypatch.setattr(bpe_encode, "MIN_CHUNK_BP", 500)  # force several threads
+    monkeypatch.setattr(bpe_encode, "GROUP_BP", 64)        # and many small groups per kernel call
+    assert len(bpe_encode._chunks(lengths, 3)) == 3
+    many = bpe_encode.encode(buf, lengths, trained_bpe._bpe_table, threads=3)
+    assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
+
+
+def test_non_monotone_merges_fall_back_to_hf(trained_bpe):
+    from dnatok.tokenization.bpe_encode import BpeMergeTable, byte_lut
+
+    vocab = trained_bpe._tk.get_vocab()
+    merges = [tuple(m) for m in __import__("json").loads(
+        (trained_bpe.path / "tokenizer.json").read_text())["model"]["merges"]]
+    assert BpeMergeTable(vocab, merges, byte_lut(vocab)).is_monotone()
+    # Move a merge that uses a merged token before the merge that creates that token.
+    late = next(r for r, (a, b) in enumerate(merges) if len(a) > 1)
+    swapped = [merges[late]] + merges[:late] + merges[late + 1:]
+    assert not BpeMergeTable(vocab, swapped, byte_lut(vocab)).is_monotone()

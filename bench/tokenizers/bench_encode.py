@@ -10,7 +10,7 @@ of hg38 chr2) encoded (a) as one batch of 10,000 sequences and (b) as one 10 Mbp
 For each tokenizer (char, overlapping 6-mer, non-overlapping 6-mer, BPE 4096 trained on
 the 20 Mbp benchmark corpus) it times:
 - ``flat``: ``DnaTokenizer._encode_flat`` (ids of all sequences, no padding): the numpy
-  lookup path for char/k-mer, the HF fast tokenizer (all cores) for BPE;
+  lookup path for char/k-mer, the compiled encoder (bpe_encode, all cores) for BPE;
 - ``batch``: ``encode_batch(seqs, max_len=1024)``: the same plus [CLS]/[SEP] and padding
   into a [B, L] int64 matrix;
 - ``single``: ``encode(one 10 Mbp string)``;

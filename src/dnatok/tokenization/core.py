@@ -25,7 +25,7 @@ import numpy as np
 
 from dnatok.errors import UserError
 from dnatok.io import atomic_path
-from dnatok.tokenization import fastpath
+from dnatok.tokenization import bpe_encode, fastpath
 from dnatok.tokenization.vocab import (ALPHABET, CLS_ID, COMPLEMENT, MASK_ID, N_SPECIAL, PAD_ID,
                                        SEP_ID, SPECIAL_TOKENS, UNK_ID, canonical_spec,
                                        fixed_vocab)
@@ -209,6 +209,14 @@ class DnaTokenizer:
             self._char_lut = fastpath.char_lut(self.id_to_token)
         if self.kind == "kmer" and self.spec["stride"] != 1:
             self._singles = fastpath.single_lut(self.id_to_token)
+        self._bpe_table = None
+        if self.kind == "bpe" and bpe_encode.available():
+            model = raw["model"]
+            merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+            table = bpe_encode.BpeMergeTable(model["vocab"], merges, bpe_encode.byte_lut(model["vocab"]))
+            # A hand-edited merge list may break the rank order the compiled encoder relies
+            # on; HF's own encoder is then used (same ids, slower).
+            self._bpe_table = table if table.is_monotone() else None
 
     def __repr__(self) -> str:
         return f"DnaTokenizer({self.spec}, vocab_size={self.vocab_size}, path='{self.path}')"
@@ -230,6 +238,10 @@ class DnaTokenizer:
             # Same rule as the numpy paths: whitespace is never part of a DNA sequence.
             if any(_WHITESPACE.search(s) for s in upper):
                 raise UserError("sequence contains whitespace; pass one DNA sequence per string")
+            if self._bpe_table is not None:
+                buf, lengths = fastpath.to_buffer(upper)
+                ids, counts = bpe_encode.encode(buf, lengths, self._bpe_table)
+                return ids, fastpath._offsets(counts)
             encode = getattr(self._tk, "encode_batch_fast", self._tk.encode_batch)
             encs = encode(upper, add_special_tokens=False)
             counts = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
