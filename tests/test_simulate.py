@@ -103,6 +103,23 @@ def test_composition_task_differs_only_in_gc(tmp_path):
     assert np.abs(a_pos).max() < 0.2
 
 
+def test_label_noise_flips_labels_only(tmp_path):
+    kw = dict(signal="composition", length=80, n_train=2000, n_dev=50, n_test=50, seed=4,
+              gc_low=0.3, gc_high=0.6)
+    simulate_task(tmp_path / "clean", **kw)
+    simulate_task(tmp_path / "noisy", label_noise=0.2, **kw)
+    clean = pd.read_csv(tmp_path / "clean" / "train.csv")
+    noisy = pd.read_csv(tmp_path / "noisy" / "train.csv")
+    assert clean.sequence.equals(noisy.sequence)  # same sequences, whatever the noise
+    flipped = (clean.label != noisy.label).mean()
+    assert 0.17 < flipped < 0.23
+    # The flipped examples keep the composition of the class they were drawn from.
+    gc = clean.sequence.map(lambda s: (s.count("G") + s.count("C")) / len(s))
+    assert (gc[(clean.label == 1) & (noisy.label == 0)] > 0.45).mean() > 0.9
+    with pytest.raises(UserError, match="label_noise"):
+        simulate_task(tmp_path / "bad", label_noise=0.5, **kw)
+
+
 def test_unknown_signal_is_refused(tmp_path):
     with pytest.raises(UserError, match="unknown simulated signal"):
         simulate_task(tmp_path / "t", "nonsense", 100, 2, 2, 2)

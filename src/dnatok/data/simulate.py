@@ -178,11 +178,19 @@ SIGNALS = ("splice", "composition", "motif")
 
 
 def simulate_task(out_dir, signal: str, length: int, n_train: int, n_dev: int, n_test: int,
-                  seed: int = 0, gc_low: float = 0.42, gc_high: float = 0.50) -> None:
+                  seed: int = 0, gc_low: float = 0.42, gc_high: float = 0.50,
+                  label_noise: float = 0.0) -> None:
     """Write ``train.csv``, ``dev.csv`` and ``test.csv`` (header ``sequence,label``),
-    balanced binary labels, shuffled, into ``out_dir`` (atomically)."""
+    balanced binary labels, shuffled, into ``out_dir`` (atomically).
+
+    ``label_noise``: the fraction of examples (in every split) whose recorded label is
+    flipped after the sequence was drawn, as an assay mislabels some elements; no model can
+    then score above MCC ≈ 1 − 2 × label_noise on the test set.
+    """
     if signal not in SIGNALS:
         raise UserError(f"unknown simulated signal {signal!r}; choose one of {', '.join(SIGNALS)}")
+    if not 0.0 <= label_noise < 0.5:
+        raise UserError(f"label_noise must be in [0, 0.5), got {label_noise}")
     rng = np.random.default_rng(seed)
     with atomic_path(out_dir, is_dir=True) as tmp:
         for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
@@ -196,7 +204,9 @@ def simulate_task(out_dir, signal: str, length: int, n_train: int, n_dev: int, n
                     s = _composition_example(rng, length, bool(y), gc_low, gc_high)
                 else:
                     s = _motif_example(rng, length, bool(y))
-                rows.append(f"{s},{int(y)}")
+                # Drawn for every example, so the sequences do not depend on label_noise.
+                flip = rng.random() < label_noise
+                rows.append(f"{s},{int(y) ^ int(flip)}")
             (tmp / f"{split}.csv").write_text("sequence,label\n" + "\n".join(rows) + "\n")
 
 
@@ -220,7 +230,7 @@ def _cmd_task(args) -> None:
     missing = {"signal", "length", "n_train", "n_dev", "n_test"} - set(fields)
     if missing:
         raise UserError(f"simulate task: the spec lacks {sorted(missing)}")
-    extra = {k: spec[k] for k in ("gc_low", "gc_high") if k in spec}
+    extra = {k: spec[k] for k in ("gc_low", "gc_high", "label_noise") if k in spec}
     simulate_task(args.out, seed=spec.get("seed", 0), **fields, **extra)
 
 

@@ -23,6 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
+from dnatok.data.genome import reverse_complement as genome_reverse_complement
 from dnatok.errors import UserError
 from dnatok.io import atomic_path
 from dnatok.tokenization import bpe_encode, fastpath
@@ -33,13 +34,12 @@ from dnatok.tokenization.vocab import (ALPHABET, CLS_ID, COMPLEMENT, MASK_ID, N_
 META_FILE = "dnatok_tokenizer.json"
 FORMAT_VERSION = 1
 _WHITESPACE = re.compile(r"\s")
-_RC_TABLE = str.maketrans("ACGTNacgtn", "TGCANTGCAN")
 
 
 def reverse_complement(seq: str) -> str:
-    """Reverse complement, upper-case: A<->T, C<->G, N->N; other characters are kept as is
-    (upper-cased) in reversed position."""
-    return seq.upper().translate(_RC_TABLE)[::-1]
+    """Reverse complement of the upper-cased sequence (what the tokenizers encode); the one
+    implementation is ``dnatok.data.genome.reverse_complement`` (IUPAC-aware)."""
+    return genome_reverse_complement(seq.upper())
 
 
 # ----------------------------------------------------------------------------- building
