@@ -118,6 +118,13 @@ def test_label_noise_flips_labels_only(tmp_path):
     assert (gc[(clean.label == 1) & (noisy.label == 0)] > 0.45).mean() > 0.9
     with pytest.raises(UserError, match="label_noise"):
         simulate_task(tmp_path / "bad", label_noise=0.5, **kw)
+    # The rule's command line passes the config's label_noise through.
+    import json
+
+    from dnatok.cli import main
+    spec = {**kw, "label_noise": 0.2}
+    assert main(["simulate", "task", "--spec", json.dumps(spec), "--out", str(tmp_path / "cli")]) == 0
+    assert pd.read_csv(tmp_path / "cli" / "train.csv").equals(noisy)
 
 
 def test_unknown_signal_is_refused(tmp_path):
