@@ -32,6 +32,12 @@ def acgt_chunks(seqs: Iterable[str]) -> Iterable[str]:
         yield from _ACGT_RUN.findall(s)
 
 
+def hf_merges(model: dict) -> list[tuple[str, str]]:
+    """The merges of a ``tokenizer.json`` BPE model as (left, right) pairs (older
+    ``tokenizers`` versions write them as "left right" strings)."""
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+
+
 def train_bpe_hf(seqs: Iterable[str], vocab_size: int):
     """Train with the ``tokenizers`` library's BpeTrainer (reference implementation)."""
     from tokenizers import Tokenizer, models, trainers
@@ -43,7 +49,7 @@ def train_bpe_hf(seqs: Iterable[str], vocab_size: int):
     # An iterator of stripped chunks: training from a file would put '\n' in the vocabulary.
     tok.train_from_iterator(acgt_chunks(seqs), trainer)
     model = json.loads(tok.to_str())["model"]
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    merges = hf_merges(model)
     vocab = list(ALPHABET)
     seen = set(vocab)
     for a, b in merges:

@@ -27,6 +27,7 @@ from dnatok.data.genome import reverse_complement as genome_reverse_complement
 from dnatok.errors import UserError
 from dnatok.io import atomic_path
 from dnatok.tokenization import bpe_encode, fastpath
+from dnatok.tokenization.bpe import hf_merges
 from dnatok.tokenization.vocab import (ALPHABET, CLS_ID, COMPLEMENT, MASK_ID, N_SPECIAL, PAD_ID,
                                        SEP_ID, SPECIAL_TOKENS, UNK_ID, canonical_spec,
                                        fixed_vocab)
@@ -212,8 +213,8 @@ class DnaTokenizer:
         self._bpe_table = None
         if self.kind == "bpe" and bpe_encode.available():
             model = raw["model"]
-            merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-            table = bpe_encode.BpeMergeTable(model["vocab"], merges, bpe_encode.byte_lut(model["vocab"]))
+            table = bpe_encode.BpeMergeTable(model["vocab"], hf_merges(model),
+                                             bpe_encode.byte_lut(model["vocab"]))
             # A hand-edited merge list may break the rank order the compiled encoder relies
             # on; HF's own encoder is then used (same ids, slower).
             self._bpe_table = table if table.is_monotone() else None
