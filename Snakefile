@@ -1,6 +1,7 @@
 # dnatok: the study as one DAG.
 #   data (download | simulate) -> pretraining intervals -> tokenizers -> pretraining
-#   -> fine-tuning (benchmark x task x model x tokenizer x seed) -> tables, figures, report
+#   -> fine-tuning (protocol x benchmark x task x model x tokenizer x grid point x seed)
+#   -> selection (one grid point per task, across seeds) -> tables, figures, report
 # The default config is the full study (config/config.yaml); the embedded demo is
 #   snakemake --configfile config/demo.yaml --cores 2 all
 # Rules are declarative and call `python -m dnatok ...`; all logic lives in src/dnatok/.
@@ -25,6 +26,8 @@ wildcard_constraints:
     tokenizer="[A-Za-z0-9]+",
     seed="[0-9]+",
     split="train|valid|test",
+    protocol="original|corrected",
+    hp=HP_PATTERN,
 
 
 include: "rules/data.smk"

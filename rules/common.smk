@@ -1,6 +1,10 @@
-# Config loading, schema validation, wildcard helpers and per-rule resources.
-# Everything the rules need to compute paths lives here, so each stage file stays a
-# list of declarative rules.
+# Config checking, wildcard helpers and per-rule resources. Everything the rules need to
+# compute paths and params lives here (or, as plain functions, in dnatok.config), so each
+# stage file stays a list of declarative rules.
+#
+# Params rule: a rule's params carry everything that changes its outputs and nothing that
+# does not (threads, log paths): Snakemake reruns a job when its params change, so a
+# config edit reruns exactly the jobs it affects.
 import json
 import os
 import shlex
@@ -8,13 +12,15 @@ import sys
 from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
+from dnatok import config as dnaconf
 from dnatok import registry
 
 min_version("9.0")
 
-validate(config, "../config/schema.yaml")
+# A bad config fails here, when the Snakefile is parsed, naming every bad key at once.
+dnaconf.check_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
 # Rules call the `dnatok` command line. Without conda deployment it comes from the
 # environment of the interpreter running Snakemake, so an un-activated venv (`.venv/bin/snakemake ...`) works
@@ -25,11 +31,19 @@ if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 
 ENV = "../envs/dnatok.yaml"
 GPU_ENV = "../envs/dnatok-gpu.yaml"
+PROTOCOLS = dnaconf.protocols(config)
+HP_PATTERN = dnaconf.HP_PATTERN
 
 
 def as_json(obj):
     """Quote a value for the shell as one JSON argument."""
     return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+def opt(flag, value):
+    """``--flag 'value'`` shell-quoted, or nothing when the value is empty: every config
+    value that reaches a shell command goes through here or as_json."""
+    return f"{flag} {shlex.quote(str(value))}" if value else ""
 
 
 # ---------------------------------------------------------------- tasks
@@ -57,32 +71,27 @@ def task_info(benchmark, task):
 
 # ---------------------------------------------------------------- models and tokenizers
 def tokenizers_for(model):
-    return config["models"][model].get("tokenizers", list(config["tokenizers"]))
-
-
-def model_args(model):
-    return {k: v for k, v in config["models"][model].items() if k not in ("arch", "tokenizers")}
-
-
-def is_pretrained(model):
-    # The CNN baseline is trained from scratch on each task, as in the study.
-    return config["models"][model]["arch"] != "cnn"
+    return dnaconf.model_tokenizers(config, model)
 
 
 def pretrained_model(wildcards):
-    if not is_pretrained(wildcards.model):
+    if not dnaconf.is_pretrained(config, wildcards.model):
         return []
     return f"results/pretrain/{wildcards.model}/{wildcards.tokenizer}/config.json"
 
 
-def finetune_settings(benchmark):
-    settings = {**config["finetune"], **benchmark_conf(benchmark).get("finetune", {})}
-    if config["protocol"] == "original":
-        # The original protocol fixes checkpoint selection (validation accuracy for GB,
-        # MCC otherwise) and trains every epoch; the config's choices would override it.
-        for key in ("select_metric", "patience"):
-            settings.pop(key, None)
-    return settings
+def finetune_params(wildcards):
+    """Resolved fine-tuning settings of one grid point (every seed of a job shares them)."""
+    return as_json(dnaconf.finetune_settings(config, wildcards.protocol, wildcards.benchmark,
+                                             wildcards.model, wildcards.tokenizer, wildcards.hp))
+
+
+def pretrain_params(wildcards):
+    return as_json(dnaconf.pretrain_settings(config, wildcards.model, wildcards.tokenizer))
+
+
+def hparams_arg(wildcards):
+    return as_json(dnaconf.model_hparams(config, wildcards.model))
 
 
 # ---------------------------------------------------------------- inputs by source
@@ -107,10 +116,6 @@ def benchmark_source(wildcards):
 
 
 PREPARE_FORMAT = {"simulate": "csv", "gue": "gue", "genomic_benchmarks": "gb", "nucleotide_transformer": "nt"}
-
-
-def mirror_arg(conf):
-    return f"--mirror {conf['mirror']}" if conf.get("mirror") else ""
 
 
 def tokenizer_corpus(wildcards):
@@ -142,22 +147,57 @@ def res(rule, key):
     return get
 
 
+def finetune_runtime(wildcards):
+    """A fine-tuning job trains every seed of its grid point: the configured per-run
+    runtime times the number of seeds."""
+    return resource("finetune", "runtime", wildcards.benchmark) * len(config["seeds"])
+
+
 # ---------------------------------------------------------------- targets
-def metrics_files(benchmark, tokenizer=None):
+RUN = "results/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}/{hp}"
+
+
+def seed_files(name):
+    """One file per configured seed of a grid point's folder (the other wildcards stay)."""
+    return expand(f"{RUN}/seed{{seed}}/{name}", seed=config["seeds"], allow_missing=True)
+
+
+def runs_of(benchmark, tokenizer=None):
+    """(protocol, task, model, tokenizer, hp) of every configured run group of a benchmark."""
     return [
-        f"results/finetune/{benchmark}/{task}/{model}/{tok}/seed{seed}/metrics.json"
+        dict(protocol=p, benchmark=benchmark, task=task, model=model, tokenizer=tok, hp=hp)
+        for p in PROTOCOLS
         for task in tasks_of(benchmark)
         for model in config["models"]
         for tok in tokenizers_for(model)
         if tokenizer is None or tok == tokenizer
+        for hp in dnaconf.grid_ids(config, benchmark, model, tok)
+    ]
+
+
+def metrics_files(benchmark, tokenizer=None):
+    return [
+        "results/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}/{hp}/seed{seed}/metrics.json".format(
+            **run, seed=seed)
+        for run in runs_of(benchmark, tokenizer)
         for seed in config["seeds"]
     ]
+
+
+def used_tokenizers():
+    """Tokenizers at least one model uses (only those have runs to aggregate)."""
+    return [t for t in config["tokenizers"] if any(t in tokenizers_for(m) for m in config["models"])]
+
+
+def selected_tables(benchmarks=None, tokenizers=None):
+    return [f"results/{b}/{t}/selected.tsv" for b in (benchmarks or list(config["benchmarks"]))
+            for t in (tokenizers or used_tokenizers())]
 
 
 def all_targets():
     targets = []
     for benchmark in config["benchmarks"]:
-        for tok in config["tokenizers"]:
+        for tok in used_tokenizers():
             targets.append(f"results/{benchmark}/{tok}/summary.tsv")
             targets.append(f"results/tokenizer_stats/{benchmark}/{tok}.tsv")
         targets += [
@@ -165,5 +205,15 @@ def all_targets():
             f"results/{benchmark}/figures",
             f"results/{benchmark}/leakage.tsv",
         ]
+    targets += study_targets()
     targets.append("results/report/index.md")
     return targets
+
+
+def study_targets():
+    out = ["results/study/significance.tsv", "results/study/means_benchmark.tsv",
+           "results/study/means_category.tsv", "results/study/figures/mcc_means_benchmark.png",
+           "results/study/figures/mcc_means_category.png"]
+    if len(PROTOCOLS) > 1:
+        out.append("results/study/protocols.tsv")
+    return out

@@ -29,7 +29,7 @@ rule download_pretrain_data:
     params:
         genome=as_json(config["pretrain_data"].get("genome", {})),
         intervals=as_json(config["pretrain_data"].get("intervals", {})),
-        mirror=mirror_arg(config["pretrain_data"]),
+        mirror=opt("--mirror", config["pretrain_data"].get("mirror")),
     log:
         "logs/download_pretrain_data.log",
     threads: resource("download", "threads")
@@ -87,7 +87,7 @@ rule download_benchmark:
         filename=r"[^/]+\.zip|hub",
     params:
         source=lambda wc: as_json(benchmark_conf(wc.benchmark)["source"]),
-        mirror=lambda wc: mirror_arg(benchmark_conf(wc.benchmark)),
+        mirror=lambda wc: opt("--mirror", benchmark_conf(wc.benchmark).get("mirror")),
     log:
         "logs/download_benchmark/{benchmark}/{filename}.log",
     threads: resource("download", "threads")
@@ -107,10 +107,8 @@ rule gb_references:
     output:
         directory("resources/{benchmark}/references"),
     params:
-        tasks=lambda wc: " ".join(f"--task {t}" for t in tasks_of(wc.benchmark)),
-        mirror=lambda wc: f"--mirror {benchmark_conf(wc.benchmark)['reference_mirror']}"
-        if benchmark_conf(wc.benchmark).get("reference_mirror")
-        else "",
+        tasks=lambda wc: " ".join(opt("--task", t) for t in tasks_of(wc.benchmark)),
+        mirror=lambda wc: opt("--mirror", benchmark_conf(wc.benchmark).get("reference_mirror")),
     log:
         "logs/gb_references/{benchmark}.log",
     threads: resource("download", "threads")
@@ -132,7 +130,8 @@ rule prepare_task:
     params:
         fmt=lambda wc: PREPARE_FORMAT[benchmark_conf(wc.benchmark)["format"]],
         info=lambda wc: as_json(task_info(wc.benchmark, wc.task)),
-        references=lambda wc, input: f"--reference {input.references}" if "references" in input.keys() else "",
+        references=lambda wc, input: opt("--reference", input.references) if "references" in input.keys() else "",
+        allow_missing=lambda wc: "--allow-missing-regions" if benchmark_conf(wc.benchmark).get("allow_missing_regions") else "",
     log:
         "logs/prepare_task/{benchmark}/{task}.log",
     threads: resource("default", "threads")
@@ -144,7 +143,7 @@ rule prepare_task:
         ENV
     shell:
         "dnatok data prepare --benchmark {params.fmt} --task {wildcards.task} --source {input.source}"
-        " --task-json {params.info} {params.references} --out {output} > {log} 2>&1"
+        " --task-json {params.info} {params.references} {params.allow_missing} --out {output} > {log} 2>&1"
 
 
 rule leakage_report:

@@ -1,5 +1,8 @@
-# Stage 4 — fine-tuning: one job per benchmark x task x model x tokenizer x seed.
-# Test metrics are computed once, on the whole test set, and every prediction is kept.
+# Stage 4 — fine-tuning. A run is (protocol, benchmark, task, model, tokenizer, hp, seed);
+# one job trains every seed of one grid point `hp` in one process (the task is read and
+# tokenized once) and writes each run's folder on its own, atomically:
+#   results/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}/{hp}/seed{seed}/
+# Test metrics are computed once per run, on the whole test set, and every prediction is kept.
 
 
 rule finetune:
@@ -8,28 +11,28 @@ rule finetune:
         tokenizer="results/tokenizers/{tokenizer}",
         pretrained=pretrained_model,
     output:
-        metrics="results/finetune/{benchmark}/{task}/{model}/{tokenizer}/seed{seed}/metrics.json",
-        predictions="results/finetune/{benchmark}/{task}/{model}/{tokenizer}/seed{seed}/predictions.tsv",
-        provenance="results/finetune/{benchmark}/{task}/{model}/{tokenizer}/seed{seed}/provenance.json",
+        metrics=seed_files("metrics.json"),
+        predictions=seed_files("predictions.tsv"),
+        provenance=seed_files("provenance.json"),
     params:
-        outdir=lambda wc, output: os.path.dirname(output.metrics),
+        root=lambda wc: RUN.format(**wc),
+        seeds=" ".join(str(s) for s in config["seeds"]),
         arch=lambda wc: config["models"][wc.model]["arch"],
-        args=lambda wc: as_json(model_args(wc.model)),
-        settings=lambda wc: as_json(finetune_settings(wc.benchmark)),
-        protocol=config["protocol"],
-        pretrained=lambda wc, input: f"--pretrained {os.path.dirname(input.pretrained)}" if input.pretrained else "",
+        hparams=hparams_arg,
+        settings=finetune_params,
+        pretrained=lambda wc, input: opt("--pretrained", os.path.dirname(input.pretrained) if input.pretrained else ""),
     log:
-        "logs/finetune/{benchmark}/{task}/{model}/{tokenizer}/seed{seed}.log",
+        "logs/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}/{hp}.log",
     threads: resource("finetune", "threads")
     resources:
         mem_mb=res("finetune", "mem_mb"),
-        runtime=res("finetune", "runtime"),
+        runtime=finetune_runtime,
         cpus_per_task=res("finetune", "threads"),
         gpu=res("finetune", "gpu"),
     conda:
         GPU_ENV
     shell:
-        "dnatok finetune --data {input.data} --model {params.arch} --name {wildcards.model}"
-        " --tokenizer {input.tokenizer} --seed {wildcards.seed} --protocol {params.protocol} --threads {threads}"
-        " --settings {params.settings} --model-args {params.args} {params.pretrained}"
-        " --out {params.outdir} > {log} 2>&1"
+        "dnatok finetune --data {input.data:q} --model {params.arch} --tokenizer {input.tokenizer:q}"
+        " --seeds {params.seeds} --protocol {wildcards.protocol} --threads {threads}"
+        " --settings {params.settings} --model-args {params.hparams} {params.pretrained}"
+        " --out-root {params.root:q} > {log:q} 2>&1"

@@ -2,7 +2,9 @@
 # pretraining genome's train intervals (MLM for bidirectional models, next-token
 # prediction for Mamba). The declared outputs are only the files written when training
 # ends: Snakemake deletes a failed job's outputs, and a retried or requeued job must find
-# checkpoints/ and train_log.tsv in the same folder to resume.
+# checkpoints/ and train_log.tsv in the same folder to resume. A checkpoint resumes only
+# when every setting, the tokenizer's content and the training data are those of the run
+# that wrote it; otherwise it is moved aside and training starts from step 0.
 
 
 rule pretrain:
@@ -16,8 +18,8 @@ rule pretrain:
     params:
         outdir=lambda wc, output: os.path.dirname(output.config),
         arch=lambda wc: config["models"][wc.model]["arch"],
-        args=lambda wc: as_json(model_args(wc.model)),
-        settings=lambda wc, threads: as_json({**config["pretrain"], "threads": threads}),
+        hparams=hparams_arg,
+        settings=pretrain_params,
     log:
         "logs/pretrain/{model}/{tokenizer}.log",
     benchmark:
@@ -32,6 +34,6 @@ rule pretrain:
         GPU_ENV
     shell:
         # Append to the log: a resumed job keeps the history of its earlier attempts.
-        "dnatok pretrain --model {params.arch} --tokenizer {input.tokenizer}"
-        " --train-fasta {input.train} --valid-fasta {input.valid} --out {params.outdir}"
-        " --settings {params.settings} --model-args {params.args} >> {log} 2>&1"
+        "dnatok pretrain --model {params.arch} --tokenizer {input.tokenizer:q}"
+        " --train-fasta {input.train:q} --valid-fasta {input.valid:q} --out {params.outdir:q}"
+        " --threads {threads} --settings {params.settings} --model-args {params.hparams} >> {log:q} 2>&1"

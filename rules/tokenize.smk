@@ -8,8 +8,8 @@ rule train_tokenizer:
     output:
         directory("results/tokenizers/{tokenizer}"),
     params:
-        spec=lambda wc: as_json(config["tokenizers"][wc.tokenizer]),
-        corpus=lambda wc, input: f"--corpus {input.corpus}" if input.corpus else "",
+        spec=lambda wc: as_json(dnaconf.tokenizer_spec(config, wc.tokenizer)),
+        corpus=lambda wc, input: opt("--corpus", input.corpus),
     log:
         "logs/train_tokenizer/{tokenizer}.log",
     benchmark:

@@ -1,13 +1,16 @@
 """Shared fixtures. Real data lives in ../shared beside the repository (see its README);
-tests that need it skip cleanly when it is absent."""
+tests that need it skip cleanly when it is absent. Set DNATOK_SHARED to use another
+folder (a nonexistent path simulates a clone without ../shared). Only tests of real-data
+facts need it: logic tests write small synthetic inputs (tests/synthetic.py) themselves."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ["DNATOK_SHARED"]) if os.environ.get("DNATOK_SHARED") else REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")

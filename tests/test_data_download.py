@@ -1,6 +1,7 @@
-"""Downloads against a local HTTP server on 127.0.0.1 (in-process, bounded in time): a real
-zip, a truncated zip, HTML error/quota pages, 404, a transfer that breaks off and resumes,
-checksum sidecars, pinned checksums, local mirrors, the gdown and hub paths."""
+"""Downloads against a local HTTP server on 127.0.0.1 (in-process, bounded in time): a
+GUE-layout zip, a truncated zip, HTML error/quota pages, 404, a transfer that breaks off
+and resumes, checksum sidecars, pinned checksums, local mirrors, the gdown and hub paths.
+The payloads are synthetic files in the real formats, written by the tests."""
 from __future__ import annotations
 
 import gzip
@@ -18,6 +19,8 @@ import dnatok.data.download as dl
 from dnatok.data.download import download, read_sidecar
 from dnatok.data.genomic_benchmarks import download_dataset
 from dnatok.errors import UserError
+
+from synthetic import HUMAN_97, genome_like, intervals, write_csv_task, write_fasta, write_gb_dataset
 
 QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
               b"<p>Too many users have viewed or downloaded this file recently. Please try accessing the file "
@@ -88,12 +91,19 @@ def short_timeouts(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def real_zip(gue_dir, tmp_path_factory) -> bytes:
-    """A real GUE-layout zip of one task (a few hundred kB)."""
+def syn_task(tmp_path_factory) -> Path:
+    """A synthetic prom_core_tata-like task folder (about 40 kB of CSV)."""
+    return write_csv_task(tmp_path_factory.mktemp("t") / "prom_core_tata",
+                          {"train": 400, "dev": 60, "test": 60}, length=70, seed=11)
+
+
+@pytest.fixture(scope="module")
+def zip_bytes(syn_task, tmp_path_factory) -> bytes:
+    """A GUE-layout zip of one task (tens of kB), as the published GUE.zip nests it."""
     path = tmp_path_factory.mktemp("z") / "GUE.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for split in ("train", "dev", "test"):
-            zf.write(gue_dir / "prom/prom_core_tata" / f"{split}.csv", f"GUE/prom/prom_core_tata/{split}.csv")
+            zf.write(syn_task / f"{split}.csv", f"GUE/prom/prom_core_tata/{split}.csv")
     return path.read_bytes()
 
 
@@ -101,45 +111,45 @@ def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def test_http_zip_sidecar_and_reverify(server, real_zip, tmp_path):
-    server.routes["/GUE.zip"] = (real_zip, "application/zip", {})
+def test_http_zip_sidecar_and_reverify(server, zip_bytes, tmp_path):
+    server.routes["/GUE.zip"] = (zip_bytes, "application/zip", {})
     dest = tmp_path / "res" / "GUE.zip"
     assert download({"kind": "http", "url": server.url + "/GUE.zip", "filename": "GUE.zip"}, dest) == dest
-    assert dest.read_bytes() == real_zip
+    assert dest.read_bytes() == zip_bytes
     side = tmp_path / "res" / "GUE.zip.sha256"
-    assert read_sidecar(side) == {"GUE.zip": sha(real_zip)}
+    assert read_sidecar(side) == {"GUE.zip": sha(zip_bytes)}
     assert not (tmp_path / "res" / "GUE.zip.part").exists()
     # second call: no request, checksum verified against the sidecar
     n = len(server.log)
     download({"kind": "http", "url": server.url + "/GUE.zip"}, dest)
     assert len(server.log) == n
     # a changed file is caught
-    flipped = bytearray(real_zip)
+    flipped = bytearray(zip_bytes)
     flipped[100] ^= 0xFF
     dest.write_bytes(bytes(flipped))
     with pytest.raises(UserError, match="checksum mismatch"):
         download({"kind": "http", "url": server.url + "/GUE.zip"}, dest)
 
 
-def test_http_resumes_a_broken_transfer(server, real_zip, tmp_path):
-    server.routes["/GUE.zip"] = (real_zip, "application/zip", {"cut_once": True})
+def test_http_resumes_a_broken_transfer(server, zip_bytes, tmp_path):
+    server.routes["/GUE.zip"] = (zip_bytes, "application/zip", {"cut_once": True})
     dest = tmp_path / "GUE.zip"
     src = {"kind": "http", "url": server.url + "/GUE.zip"}
     with pytest.raises(UserError, match="broke off.*run again to resume"):
         download(src, dest)
     part = tmp_path / "GUE.zip.part"
-    assert not dest.exists() and 0 < part.stat().st_size < len(real_zip)
+    assert not dest.exists() and 0 < part.stat().st_size < len(zip_bytes)
     have = part.stat().st_size
     download(src, dest)
-    assert dest.read_bytes() == real_zip
+    assert dest.read_bytes() == zip_bytes
     assert server.log[-1] == ("/GUE.zip", f"bytes={have}-")
 
 
-def test_http_without_range_support_restarts(server, real_zip, tmp_path):
-    server.routes["/GUE.zip"] = (real_zip, "application/zip", {"no_range": True})
+def test_http_without_range_support_restarts(server, zip_bytes, tmp_path):
+    server.routes["/GUE.zip"] = (zip_bytes, "application/zip", {"no_range": True})
     (tmp_path / "GUE.zip.part").write_bytes(b"garbage that is not a prefix")
     download({"kind": "http", "url": server.url + "/GUE.zip"}, tmp_path / "GUE.zip")
-    assert (tmp_path / "GUE.zip").read_bytes() == real_zip
+    assert (tmp_path / "GUE.zip").read_bytes() == zip_bytes
 
 
 @pytest.mark.parametrize("body,ctype,words", [
@@ -148,8 +158,8 @@ def test_http_without_range_support_restarts(server, real_zip, tmp_path):
     (None, "application/zip", "not a readable zip archive"),
     (b"", "application/zip", "empty"),
 ])
-def test_http_bad_payloads_are_refused_and_removed(server, real_zip, tmp_path, body, ctype, words):
-    body = real_zip[: len(real_zip) * 2 // 3] if body is None else body   # truncated zip
+def test_http_bad_payloads_are_refused_and_removed(server, zip_bytes, tmp_path, body, ctype, words):
+    body = zip_bytes[: len(zip_bytes) * 2 // 3] if body is None else body   # truncated zip
     server.routes["/GUE.zip"] = (body, ctype, {})
     dest = tmp_path / "GUE.zip"
     with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
@@ -165,9 +175,11 @@ def test_http_404_and_unreachable(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_gzip_truncation_and_pinned_checksum(server, tmp_path, shared_dir):
-    genome = (shared_dir / "data/genome/hg38_chr2_1-2333275.fa.gz").read_bytes()
-    server.routes["/g.fa.gz"] = (genome[:200_000], "application/gzip", {})
+def test_gzip_truncation_and_pinned_checksum(server, tmp_path):
+    fa = write_fasta(tmp_path / "src" / "g.fa.gz", {"chr2": genome_like(2, 300_000, n_prefix=1000)},
+                     compress="bgzip")
+    genome = fa.read_bytes()
+    server.routes["/g.fa.gz"] = (genome[: len(genome) // 2], "application/gzip", {})
     with pytest.raises(UserError, match="gzip stream is truncated"):
         download({"kind": "http", "url": server.url + "/g.fa.gz"}, tmp_path / "g.fa.gz")
     server.routes["/g.fa.gz"] = (genome, "application/gzip", {})
@@ -175,18 +187,18 @@ def test_gzip_truncation_and_pinned_checksum(server, tmp_path, shared_dir):
         download({"kind": "http", "url": server.url + "/g.fa.gz", "sha256": "0" * 64}, tmp_path / "g.fa.gz")
     assert not (tmp_path / "g.fa.gz").exists()
     download({"kind": "http", "url": server.url + "/g.fa.gz", "sha256": sha(genome)}, tmp_path / "g.fa.gz")
-    assert gzip.decompress((tmp_path / "g.fa.gz").read_bytes()).startswith(b">chr2\n")
+    assert gzip.decompress((tmp_path / "g.fa.gz").read_bytes()).startswith(b">chr2\nNNNN")
 
 
-def test_mirror_file_folder_and_packed_folder(real_zip, gue_dir, tmp_path):
+def test_mirror_file_folder_and_packed_folder(zip_bytes, syn_task, tmp_path):
     src = {"kind": "gdown", "id": "not-used-offline", "filename": "GUE.zip"}
     m = tmp_path / "mirror"
     m.mkdir()
-    (m / "GUE.zip").write_bytes(real_zip)
+    (m / "GUE.zip").write_bytes(zip_bytes)
     # a mirror file, and a mirror folder holding a file of the destination's name
     download(src, tmp_path / "a" / "GUE.zip", mirror=m / "GUE.zip")
     download(src, tmp_path / "b" / "GUE.zip", mirror=m)
-    assert (tmp_path / "a/GUE.zip").read_bytes() == (tmp_path / "b/GUE.zip").read_bytes() == real_zip
+    assert (tmp_path / "a/GUE.zip").read_bytes() == (tmp_path / "b/GUE.zip").read_bytes() == zip_bytes
     # a mirror that is an extracted archive: packed into a deterministic zip
     ext = tmp_path / "extracted" / "GUE"
     with zipfile.ZipFile(m / "GUE.zip") as zf:
@@ -196,7 +208,7 @@ def test_mirror_file_folder_and_packed_folder(real_zip, gue_dir, tmp_path):
     c = (tmp_path / "c/GUE.zip").read_bytes()
     assert c == (tmp_path / "d/GUE.zip").read_bytes()
     with zipfile.ZipFile(tmp_path / "c/GUE.zip") as zf:
-        assert zf.read("GUE/prom/prom_core_tata/train.csv") == (gue_dir / "prom/prom_core_tata/train.csv").read_bytes()
+        assert zf.read("GUE/prom/prom_core_tata/train.csv") == (syn_task / "train.csv").read_bytes()
     # mirrors go through the same checks
     (m / "bad.zip").write_bytes(QUOTA_PAGE)
     with pytest.raises(UserError, match=r"quota exceeded.*mirror"):
@@ -241,12 +253,12 @@ def test_hub_errors_are_clear(server, tmp_path):
     assert not (tmp_path / "hub").exists()
 
 
-def test_gdown_path_against_local_server(server, real_zip, tmp_path):
+def test_gdown_path_against_local_server(server, zip_bytes, tmp_path):
     pytest.importorskip("gdown")
-    server.routes["/GUE.zip"] = (real_zip, "application/zip", {})
+    server.routes["/GUE.zip"] = (zip_bytes, "application/zip", {})
     server.routes["/quota"] = (QUOTA_PAGE, "text/html", {})
     dest = download({"kind": "gdown", "url": server.url + "/GUE.zip"}, tmp_path / "GUE.zip")
-    assert dest.read_bytes() == real_zip
+    assert dest.read_bytes() == zip_bytes
     with pytest.raises(UserError, match="quota exceeded"):
         download({"kind": "gdown", "url": server.url + "/quota"}, tmp_path / "q.zip")
     assert not (tmp_path / "q.zip").exists()
@@ -271,8 +283,11 @@ def test_bad_source_descriptions(tmp_path):
         download({"kind": "http"}, tmp_path / "x")
 
 
-def test_gb_interval_lists_over_http(server, shared_dir, tmp_path):
-    gb = shared_dir / "data" / "genomic_benchmarks" / "human_nontata_promoters"
+def test_gb_interval_lists_over_http(server, tmp_path):
+    datasets = tmp_path / "datasets"
+    gb = write_gb_dataset(datasets / "human_nontata_promoters", {"negative": HUMAN_97, "positive": HUMAN_97},
+                          {split: {cls: intervals(i, 20, "chr8", 0, 10**6, 251, prefix=f"{cls[0]}{split}")
+                                   for i, cls in enumerate(("negative", "positive"))} for split in ("train", "test")})
     for p in gb.rglob("*"):
         if p.is_file():
             server.routes[f"/datasets/human_nontata_promoters/{p.relative_to(gb).as_posix()}"] = \
@@ -286,13 +301,13 @@ def test_gb_interval_lists_over_http(server, shared_dir, tmp_path):
         assert (out / rel).read_bytes() == (gb / rel).read_bytes()
     # and from a local datasets/ mirror, no network
     m = download_dataset("human_nontata_promoters", tmp_path / "gb2", base_url="http://127.0.0.1:9",
-                         mirror=shared_dir / "data" / "genomic_benchmarks")
+                         mirror=datasets)
     assert (m / "train/positive.csv.gz").read_bytes() == (gb / "train/positive.csv.gz").read_bytes()
 
 
-def test_cli_download(server, real_zip, tmp_path, monkeypatch, capsys):
+def test_cli_download(server, zip_bytes, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(dnatok.cli, "AREAS", ("dnatok.data.cli",))
-    server.routes["/GUE.zip"] = (real_zip, "application/zip", {})
+    server.routes["/GUE.zip"] = (zip_bytes, "application/zip", {})
     src = tmp_path / "src.json"
     src.write_text(json.dumps({"kind": "http", "url": server.url + "/GUE.zip"}))
     assert dnatok.cli.main(["data", "download", "--source", str(src), "--dest", str(tmp_path / "o" / "GUE.zip")]) == 0

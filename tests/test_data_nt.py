@@ -1,6 +1,6 @@
 """Nucleotide Transformer (revised) preparation from parquet files laid out like the hub
 snapshot (``<task>/{train,test}.parquet``, columns sequence/name/label/task), written
-here from real GUE promoter sequences."""
+here from synthetic 300 bp sequences (the format is what is tested, not the data)."""
 from __future__ import annotations
 
 import csv
@@ -18,11 +18,15 @@ from dnatok.data.validate import check_task_dir
 from dnatok.errors import DataError, UserError
 from dnatok.registry import TASKS
 
+from synthetic import labelled_rows
 
-def real_rows(gue_dir, split, n):
-    with open(gue_dir / "prom/prom_300_tata" / f"{split}.csv") as fh:
-        rows = list(csv.DictReader(fh))[:n]
-    return [r["sequence"] for r in rows], [int(r["label"]) for r in rows]
+_ROWS = {"train": labelled_rows(21, 60, 300), "test": labelled_rows(22, 20, 300)}
+
+
+def rows_of(split, n):
+    """The first ``n`` rows of a split, as (sequences, labels): the same rows every call."""
+    rows = _ROWS[split][:n]
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def write_parquet(path: Path, seqs, labels, task=None, names=True):
@@ -36,37 +40,37 @@ def write_parquet(path: Path, seqs, labels, task=None, names=True):
 
 
 @pytest.fixture
-def snapshot(gue_dir, tmp_path) -> Path:
+def snapshot(tmp_path) -> Path:
     root = tmp_path / "hub"
     for split, n in (("train", 60), ("test", 20)):
-        seqs, labels = real_rows(gue_dir, split, n)
+        seqs, labels = rows_of(split, n)
         write_parquet(root / "promoter_tata" / f"{split}.parquet", seqs, labels, task="promoter_tata")
         write_parquet(root / "H3K4me3" / f"{split}.parquet", seqs[:10], labels[:10], task="H3K4me3")
     return root
 
 
-def test_prepare_from_snapshot(snapshot, tmp_path, gue_dir):
+def test_prepare_from_snapshot(snapshot, tmp_path):
     task = TASKS["nt"]["promoter_tata"]
     meta = prepare_nt_task(snapshot, task, tmp_path / "out")
     assert sorted(meta["files"]) == ["test", "train"]            # NT revised has no dev split
     assert meta["files"]["train"]["rows"] == 60 and meta["files"]["test"]["rows"] == 20
     with open(tmp_path / "out" / "train.csv") as fh:
         rows = list(csv.DictReader(fh))
-    seqs, labels = real_rows(gue_dir, "train", 60)
+    seqs, labels = rows_of("train", 60)
     assert [r["sequence"] for r in rows] == seqs and [int(r["label"]) for r in rows] == labels
     assert rows[1]["id"] == f"chr1:1000-1300|{labels[1]}"
     assert check_task_dir(tmp_path / "out")["declared_from"] == "task.json"
     # the task's own folder works as well; without `name` there is no id column
     for split in ("train", "test"):
-        s, lab = real_rows(gue_dir, split, 12)
+        s, lab = rows_of(split, 12)
         write_parquet(tmp_path / "own" / f"{split}.parquet", s, lab, names=False)
     prepare_nt_task(tmp_path / "own", task, tmp_path / "out2")
     assert (tmp_path / "out2" / "train.csv").read_text().splitlines()[0] == "sequence,label"
 
 
-def test_task_column_filters_and_guards(snapshot, tmp_path, gue_dir):
+def test_task_column_filters_and_guards(snapshot, tmp_path):
     task = TASKS["nt"]["promoter_tata"]
-    seqs, labels = real_rows(gue_dir, "train", 30)
+    seqs, labels = rows_of("train", 30)
     mixed = ["promoter_tata"] * 20 + ["promoter_all"] * 10
     write_parquet(snapshot / "promoter_tata" / "train.parquet", seqs, labels, task=mixed)
     meta = prepare_nt_task(snapshot, task, tmp_path / "a")
@@ -77,9 +81,9 @@ def test_task_column_filters_and_guards(snapshot, tmp_path, gue_dir):
     assert not (tmp_path / "b").exists()
 
 
-def test_bad_parquet_content_is_located(snapshot, tmp_path, gue_dir):
+def test_bad_parquet_content_is_located(snapshot, tmp_path):
     task = TASKS["nt"]["promoter_tata"]
-    seqs, labels = real_rows(gue_dir, "test", 20)
+    seqs, labels = rows_of("test", 20)
     seqs[6] = seqs[6][:100] + "X" + seqs[6][101:]
     path = snapshot / "promoter_tata" / "test.parquet"
     write_parquet(path, seqs, labels, task="promoter_tata")
@@ -87,7 +91,7 @@ def test_bad_parquet_content_is_located(snapshot, tmp_path, gue_dir):
         prepare_nt_task(snapshot, task, tmp_path / "o")
     assert err.value.path == f"{path} (row 7)" and "invalid symbol(s) 'X'" in err.value.problem
     labels[3] = 2
-    write_parquet(path, real_rows(gue_dir, "test", 20)[0], labels, task="promoter_tata")
+    write_parquet(path, rows_of("test", 20)[0], labels, task="promoter_tata")
     with pytest.raises(DataError, match=r"row 4.*label 2 out of range"):
         prepare_nt_task(snapshot, task, tmp_path / "o")
     pq.write_table(pa.table({"seq": ["ACGT"], "label": [0]}), path)

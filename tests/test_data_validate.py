@@ -1,6 +1,7 @@
-"""Task-folder checks (`dnatok data check`) and the atomic prepare path, on real GUE files
-and on small broken copies of them: every kind of bad input is rejected with its file and
-line, and a failed prepare leaves nothing behind."""
+"""Task-folder checks (`dnatok data check`) and the atomic prepare path: on small synthetic
+GUE-format folders and broken copies of them, every kind of bad input is rejected with its
+file and line, and a failed prepare leaves nothing behind; the real GUE files (../shared)
+pass with their registry declarations."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,8 @@ from dnatok.data.gue import prepare_csv_task
 from dnatok.data.validate import check_task_dir
 from dnatok.errors import DataError, UserError
 from dnatok.registry import TASKS
+
+from synthetic import write_csv_task, write_gue_root
 
 COMPLETE_GUE = ["prom/prom_core_all", "prom/prom_core_notata", "prom/prom_core_tata", "prom/prom_300_tata",
                 "mouse/0", "mouse/2", "mouse/3", "mouse/4", "tf/0", "tf/1", "tf/2", "tf/3", "tf/4"]
@@ -27,14 +30,9 @@ def run_cli(argv, monkeypatch, capsys):
 
 
 @pytest.fixture
-def small_task(tmp_path, gue_dir) -> Path:
-    """A GUE-format folder made of the first rows of the real prom_core_tata task."""
-    d = tmp_path / "raw"
-    d.mkdir()
-    for split, n in (("train", 41), ("dev", 11), ("test", 11)):
-        lines = (gue_dir / "prom/prom_core_tata" / f"{split}.csv").read_text().splitlines()[:n]
-        (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    return d
+def small_task(tmp_path) -> Path:
+    """A synthetic GUE-format folder: 40/10/10 rows of 70 bp, two classes, upper case."""
+    return write_csv_task(tmp_path / "raw", {"train": 40, "dev": 10, "test": 10}, length=70, num_classes=2, seed=0)
 
 
 def edit_line(path: Path, line_no: int, new: str | None) -> None:
@@ -62,9 +60,27 @@ def test_real_gue_tasks_pass_with_registry_declarations(gue_dir):
     assert (s["train"]["rows"], s["dev"]["rows"], s["test"]["rows"]) == (47356, 5920, 5920)
 
 
-def test_partial_gue_task_is_reported_missing_train(gue_dir):
+def test_registry_declarations_apply_to_a_recognised_folder(tmp_path):
+    root = write_gue_root(tmp_path / "GUE", {"mouse/3": {"train": 20, "dev": 4, "test": 4}}, seed=1)
+    summary = check_task_dir(root / "mouse/3")
+    assert summary["declared_from"] == "registry gue/mouse_3" and summary["num_classes"] == 2
+    assert summary["splits"]["train"]["max_len"] == TASKS["gue"]["mouse_3"].max_len
+    # a row one base longer than the registry's maximum is refused at its line
+    edit_line(root / "mouse/3/dev.csv", 3, "A" * (TASKS["gue"]["mouse_3"].max_len + 1) + ",0")
     with pytest.raises(DataError) as err:
-        check_task_dir(gue_dir / "splice/reconstructed")
+        check_task_dir(root / "mouse/3")
+    assert err.value.line == 3 and "exceeds the declared maximum 101" in err.value.problem
+    # so is a label outside the registry's class count
+    edit_line(root / "mouse/3/dev.csv", 3, "ACGT,2")
+    with pytest.raises(DataError, match="out of range") as err:
+        check_task_dir(root / "mouse/3")
+    assert err.value.line == 3 and err.value.path == str(root / "mouse/3/dev.csv")
+
+
+def test_partial_gue_task_is_reported_missing_train(tmp_path):
+    d = write_csv_task(tmp_path / "splice/reconstructed", {"dev": 6, "test": 6}, length=400, num_classes=3)
+    with pytest.raises(DataError) as err:
+        check_task_dir(d)
     assert err.value.path.endswith("reconstructed/train.csv") and "missing" in err.value.problem
 
 

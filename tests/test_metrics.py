@@ -35,14 +35,17 @@ def test_matches_sklearn(name):
     m = classification_metrics(labels, preds, num_classes=k)
     assert m["mcc"] == pytest.approx(skm.matthews_corrcoef(labels, preds), abs=1e-12)
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(labels, preds), abs=1e-12)
-    assert m["f1"] == pytest.approx(skm.f1_score(labels, preds, average="macro"), abs=1e-12)
+    assert m["f1_macro"] == pytest.approx(skm.f1_score(labels, preds, average="macro"), abs=1e-12)
     assert m["precision"] == pytest.approx(
         skm.precision_score(labels, preds, average="macro", zero_division=0), abs=1e-12)
     assert m["recall"] == pytest.approx(skm.recall_score(labels, preds, average="macro"), abs=1e-12)
     if k == 2:
         assert m["specificity"] == pytest.approx(skm.recall_score(labels, preds, pos_label=0), abs=1e-12)
+        # the study's published binary F1: the positive class's
+        assert m["f1_binary"] == pytest.approx(skm.f1_score(labels, preds, average="binary"), abs=1e-12)
+        assert m["f1_binary"] != pytest.approx(m["f1_macro"], abs=1e-6)
     else:
-        assert "auroc" not in m and "specificity" not in m
+        assert "auroc" not in m and "specificity" not in m and "f1_binary" not in m
 
 
 def test_auroc_matches_sklearn_with_ties():

@@ -33,15 +33,32 @@ def _tasks(conf: dict, benchmark: str) -> list[str]:
     return sorted(registry.TASKS[benchmark]) if declared == "all" else sorted(declared)
 
 
+def _grid_size(conf: dict, model: str, tok: str, bench: str) -> int:
+    """Grid points of (model, tokenizer, benchmark): the model's grid with matching
+    overrides replacing keys, recomputed here; a key not swept counts once."""
+    grid = dict(conf["models"][model].get("grid") or {})
+    for block in conf["models"][model].get("overrides") or []:
+        if block.get("tokenizer", tok) == tok and block.get("benchmark", bench) == bench:
+            grid.update(block.get("grid") or {})
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
 def _expected(conf: dict) -> dict:
-    """Finetune/pretrain job counts and GPU-hours straight from a config."""
+    """Finetune/pretrain job counts and GPU-hours straight from a config: one fine-tuning
+    job per grid point, running every seed (its runtime is the per-run runtime x seeds)."""
     models = conf["models"]
     toks = {m: models[m].get("tokenizers", list(conf["tokenizers"])) for m in models}
+    protocols = [conf["protocol"]] if isinstance(conf["protocol"], str) else conf["protocol"]
     finetune_jobs, finetune_gpu_h = 0, 0.0
     for bench in conf["benchmarks"]:
-        n = len(_tasks(conf, bench)) * sum(len(t) for t in toks.values()) * len(conf["seeds"])
+        points = sum(_grid_size(conf, m, t, bench) for m in models for t in toks[m])
+        n = len(protocols) * len(_tasks(conf, bench)) * points
         finetune_jobs += n
-        finetune_gpu_h += n * _resource(conf, "finetune", "runtime", bench) / 60 * _resource(conf, "finetune", "gpu", bench)
+        finetune_gpu_h += (n * len(conf["seeds"]) * _resource(conf, "finetune", "runtime", bench) / 60
+                           * _resource(conf, "finetune", "gpu", bench))
     pretrain_jobs = sum(len(toks[m]) for m in models if models[m]["arch"] != "cnn")
     pretrain_gpu_h = pretrain_jobs * _resource(conf, "pretrain", "runtime") / 60 * _resource(conf, "pretrain", "gpu")
     return {"finetune": finetune_jobs, "finetune_gpu_h": finetune_gpu_h,
@@ -115,11 +132,12 @@ def test_full_study_plan_from_the_command_line(tmp_path):
     rows = {r["rule"]: r for r in json.loads(proc.stdout)}
     finetune = {k: v for k, v in rows.items() if k.startswith("finetune[")}
     assert set(finetune) == {f"finetune[{b}]" for b in conf["benchmarks"]}
-    assert sum(r["jobs"] for r in finetune.values()) == expected["finetune"] == 4320
+    # the study's sweeps: 3,138 grid-point jobs of 10 seeds each (31,380 runs)
+    assert sum(r["jobs"] for r in finetune.values()) == expected["finetune"] == 3138
     assert sum(r["gpu_hours"] for r in finetune.values()) == pytest.approx(expected["finetune_gpu_h"])
-    # the study's budgets: 5 h per GUE job, 2 h per NTv2 job, 12 h per pretraining
-    assert finetune["finetune[gue]"]["gpu_hours"] == pytest.approx(finetune["finetune[gue]"]["jobs"] * 5)
-    assert finetune["finetune[nt]"]["gpu_hours"] == pytest.approx(finetune["finetune[nt]"]["jobs"] * 2)
+    # the study's budgets: 5 h per GUE run, 2 h per NTv2 run (x 10 seeds per job), 12 h per pretraining
+    assert finetune["finetune[gue]"]["gpu_hours"] == pytest.approx(finetune["finetune[gue]"]["jobs"] * 5 * 10)
+    assert finetune["finetune[nt]"]["gpu_hours"] == pytest.approx(finetune["finetune[nt]"]["jobs"] * 2 * 10)
     assert rows["pretrain"]["jobs"] == expected["pretrain"]
     assert rows["pretrain"]["gpu_hours"] == pytest.approx(rows["pretrain"]["jobs"] * 12)
 
@@ -134,14 +152,16 @@ def test_table_output_and_errors(tmp_path, capsys, monkeypatch):
     bench, task = next((b, t) for b in conf["benchmarks"] for t in _tasks(conf, b))
     model = next(m for m in conf["models"] if conf["models"][m]["arch"] != "cnn")
     tok, seed = next(iter(conf["tokenizers"])), conf["seeds"][0]
+    lr = conf["finetune"]["learning_rate"]
+    hp = f"lr{lr:.0e}".replace("e-0", "e-") + f"_bs{conf['finetune']['batch_size']}_rc0"
     monkeypatch.chdir(tmp_path)
     assert main(["plan", "--snakefile", str(SNAKEFILE), "--configfile", str(REPO / "config" / "demo.yaml"),
-                 f"results/finetune/{bench}/{task}/{model}/{tok}/seed{seed}/metrics.json"]) == 0
+                 f"results/finetune/corrected/{bench}/{task}/{model}/{tok}/{hp}/seed{seed}/metrics.json"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[1]: line.split() for line in out.splitlines()
              if len(line.split()) > 2 and line.split()[0] in ("data", "tokenize", "pretrain", "finetune")}
-    # one finetune and one pretraining job, each with its configured runtime x GPUs
-    for rule, b in (("finetune", bench), ("pretrain", None)):
-        hours = _resource(conf, rule, "runtime", b) / 60 * _resource(conf, rule, "gpu", b)
+    # one finetune job (all seeds of its grid point) and one pretraining job
+    for rule, b, runs in (("finetune", bench, len(conf["seeds"])), ("pretrain", None, 1)):
+        hours = runs * _resource(conf, rule, "runtime", b) / 60 * _resource(conf, rule, "gpu", b)
         assert lines[rule][2:5] == ["1", "1", f"{hours:.1f}"]
     assert out.splitlines()[0].startswith("dnatok plan:") and "total" in out

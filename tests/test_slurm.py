@@ -211,7 +211,9 @@ def test_workflow_runs_on_slurm_with_gpu_rules_on_the_gpu_partition(cluster, tmp
     task = sorted(conf["benchmarks"][bench]["tasks"])[0]
     model = next(iter(conf["models"]))
     tok = next(iter(conf["tokenizers"]))
-    target = f"results/finetune/{bench}/{task}/{model}/{tok}/seed{conf['seeds'][0]}/metrics.json"
+    ft = {**conf["finetune"], **yaml.safe_load(SMALL.read_text())["finetune"]}   # small.yaml is given second
+    hp = f"lr{ft['learning_rate']:.0e}".replace("e-0", "e-") + f"_bs{ft['batch_size']}_rc0"
+    target = f"results/finetune/corrected/{bench}/{task}/{model}/{tok}/{hp}/seed{conf['seeds'][0]}/metrics.json"
     log_path = tmp_path / "snakemake.log"
     cmd = SNAKEMAKE + ["--configfile", str(DEMO), str(SMALL),
                        "--profile", str(REPO / "profiles/slurm"), "--profile", str(REPO / "profiles/slurm-ci"),

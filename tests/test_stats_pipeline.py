@@ -23,7 +23,7 @@ def run_stats(*argv) -> int:
 
 
 def _metrics(task, category, model, tok, seed, lr, mcc, val_mcc, collapsed=False):
-    m = {"accuracy": 0.5 + mcc / 2, "mcc": mcc, "f1": 0.5 + mcc / 2, "precision": 0.6, "recall": 0.6}
+    m = {"accuracy": 0.5 + mcc / 2, "mcc": mcc, "f1_macro": 0.5 + mcc / 2, "precision": 0.6, "recall": 0.6}
     return {
         "benchmark": "demo", "task": task, "category": category, "model": model,
         "tokenizer": tok, "seed": seed, "protocol": "corrected",
@@ -172,3 +172,34 @@ def test_malformed_table_is_a_located_error(tmp_path):
     with pytest.raises(DataError, match=r"runs\.csv:3: malformed table"):
         run_stats("summary", "--runs", bad, "--out", tmp_path / "s.tsv")
     assert not (tmp_path / "s.tsv").exists()
+
+
+def test_select_follows_each_runs_protocol(tmp_path):
+    """corrected picks the grid point with the best mean validation MCC, original the best
+    mean test MCC (the study's rule); the candidate table says why."""
+    from dnatok.stats.collect import collect_runs
+    from dnatok.stats.select import select_runs
+
+    paths = []
+    # lr 1e-3: better on validation; lr 1e-4: better on test
+    for protocol, how in (("corrected", "validation"), ("original", "test")):
+        for lr, val, test in ((1e-3, 0.8, 0.5), (1e-4, 0.6, 0.7)):
+            for seed in (1, 2, 3):
+                obj = _metrics("tf_0", None, "mamba", "char", seed, lr, test + 0.01 * seed, val)
+                obj.update(protocol=protocol, protocol_fields={"hyperparameter_selection": how})
+                path = tmp_path / protocol / f"lr{lr}" / f"seed{seed}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(obj))
+                paths.append(path)
+    runs = collect_runs(paths)
+    assert set(runs["hp"]) == {"lr1e-3_bs32_rc0", "lr1e-4_bs32_rc0"}
+    selected, cand = select_runs(runs)
+    chosen = selected.groupby("protocol")["learning_rate"].unique().to_dict()
+    assert list(chosen["corrected"]) == [1e-3] and list(chosen["original"]) == [1e-4]
+    assert len(selected) == 6
+    assert dict(zip(cand["protocol"], cand["rule"])) == {"corrected": "validation", "original": "study"}
+    assert cand.groupby("protocol")["selected"].sum().to_dict() == {"corrected": 1, "original": 1}
+    assert set(cand.columns) >= {"n_runs", "mean_val_mcc", "mean_test_mcc", "score", "eligible"}
+    runs.loc[0, "hp_selection"] = None
+    with pytest.raises(UserError, match="hp_selection"):
+        select_runs(runs)

@@ -1,4 +1,6 @@
-"""Tokenizers: interface, round trips on real GUE sequences, HF equivalence, reverse complement."""
+"""Tokenizers: interface, round trips, HF equivalence, reverse complement. The logic runs on
+tokenizers trained on a synthetic genome-like corpus and on held-out windows of it; the
+same checks, and the statistics of a real task, also run on real DNA from ../shared."""
 from __future__ import annotations
 
 import argparse
@@ -11,12 +13,24 @@ from dnatok.errors import UserError
 from dnatok.tokenization import (DnaTokenizer, load_tokenizer, reverse_complement,
                                  train_tokenizer)
 
+from synthetic import genome_like, write_rows_csv
+
 SPECS = {
     "char": {"kind": "char"},
     "kmer6": {"kind": "kmer", "k": 6, "stride": 1},
     "kmer6s6": {"kind": "kmer", "k": 6, "stride": 6},
     "bpe256": {"kind": "bpe", "vocab_size": 256},
 }
+
+# A synthetic genome: its first 200 kbp train the tokenizers, windows of the rest are the
+# held-out sequences.
+_GENOME = genome_like(30, 400_000)
+
+
+def _windows(n: int, length: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(200_000, len(_GENOME) - length, n)
+    return [_GENOME[s:s + length] for s in starts]
 
 
 def _gue_seqs(gue_dir, task="prom/prom_300_tata", split="dev", n=200):
@@ -25,20 +39,29 @@ def _gue_seqs(gue_dir, task="prom/prom_300_tata", split="dev", n=200):
     return [r["sequence"] for r in rows[:n]]
 
 
-@pytest.fixture(scope="module")
-def corpus(shared_dir):
-    """A small real BPE corpus: the first non-N 200 kbp of the chr2 fragment, in 1 kbp lines."""
-    from dnatok.tokenization.corpus import read_sequences
+def _train_all(root, corpus):
+    return {name: train_tokenizer(spec, root / name, corpus) for name, spec in SPECS.items()}
 
-    seq = next(read_sequences(shared_dir / "data" / "genome" / "hg38_chr2_1-2333275.fa.gz"))
-    seq = seq.replace("N", "")[:200_000]
-    return [seq[i:i + 1000] for i in range(0, len(seq), 1000)]
+
+@pytest.fixture(scope="module")
+def corpus():
+    """A small synthetic BPE corpus: 200 kbp in 1 kbp lines."""
+    return [_GENOME[i:i + 1000] for i in range(0, 200_000, 1000)]
 
 
 @pytest.fixture(scope="module")
 def toks(tmp_path_factory, corpus):
-    root = tmp_path_factory.mktemp("toks")
-    return {name: train_tokenizer(spec, root / name, corpus) for name, spec in SPECS.items()}
+    return _train_all(tmp_path_factory.mktemp("toks"), corpus)
+
+
+@pytest.fixture(scope="module")
+def real_toks(tmp_path_factory, shared_dir):
+    """The same tokenizers trained on real DNA: the first non-N 200 kbp of the chr2 piece."""
+    from dnatok.tokenization.corpus import read_sequences
+
+    seq = next(read_sequences(shared_dir / "data" / "genome" / "hg38_chr2_1-2333275.fa.gz"))
+    seq = seq.replace("N", "")[:200_000]
+    return _train_all(tmp_path_factory.mktemp("real_toks"), [seq[i:i + 1000] for i in range(0, len(seq), 1000)])
 
 
 def test_interface_attributes(toks):
@@ -56,8 +79,7 @@ def test_interface_attributes(toks):
     assert all(toks[n].complement_map is None for n in ("kmer6", "kmer6s6", "bpe256"))
 
 
-def test_round_trip_on_gue(toks, gue_dir):
-    seqs = _gue_seqs(gue_dir) + _gue_seqs(gue_dir, "tf/0", "test")
+def _check_round_trip(toks, seqs):
     for name, tok in toks.items():
         for s in seqs:
             ids = tok.encode(s)
@@ -65,16 +87,10 @@ def test_round_trip_on_gue(toks, gue_dir):
             assert tok.decode(ids) == s, name
 
 
-def test_overlapping_kmer_count(toks, gue_dir):
-    tok = toks["kmer6"]
-    for s in _gue_seqs(gue_dir, n=50):
-        assert len(tok.encode(s)) == len(s) - 6 + 1
-
-
-def test_ids_identical_to_saved_hf_tokenizer(toks, gue_dir, tmp_path):
+def _check_ids_identical_to_saved_hf(toks, seqs):
     from transformers import AutoTokenizer
 
-    seqs = _gue_seqs(gue_dir, n=100) + ["ACGTNNACGTRYacgtn", "AC", "N", "ACGTACGTACGTA"]
+    seqs = seqs + ["ACGTNNACGTRYacgtn", "AC", "N", "ACGTACGTACGTA"]
     for name, tok in toks.items():
         auto = AutoTokenizer.from_pretrained(str(tok.path))
         for s in seqs:
@@ -84,6 +100,27 @@ def test_ids_identical_to_saved_hf_tokenizer(toks, gue_dir, tmp_path):
         x, m = tok.encode_batch(seqs, max_len=10_000, add_special_tokens=False)
         for row, s in enumerate(seqs):
             assert x[row, m[row] == 1].tolist() == tok.encode(s).tolist()
+
+
+def test_round_trip(toks):
+    _check_round_trip(toks, _windows(200, 300, 1) + _windows(200, 101, 2) + _windows(20, 7, 3))
+
+
+def test_overlapping_kmer_count(toks):
+    tok = toks["kmer6"]
+    for s in _windows(50, 300, 5) + ["ACGTAC", "ACGTACG"]:
+        assert len(tok.encode(s)) == len(s) - 6 + 1
+
+
+def test_ids_identical_to_saved_hf_tokenizer(toks):
+    _check_ids_identical_to_saved_hf(toks, _windows(100, 300, 6) + _windows(20, 1000, 7))
+
+
+def test_real_dna_round_trip_and_ids_identical_to_hf(real_toks, gue_dir):
+    """Tokenizers trained on real DNA, on real GUE sequences."""
+    seqs = _gue_seqs(gue_dir) + _gue_seqs(gue_dir, "tf/0", "test")
+    _check_round_trip(real_toks, seqs)
+    _check_ids_identical_to_saved_hf(real_toks, _gue_seqs(gue_dir, n=100))
 
 
 def test_encode_batch_shapes_padding_truncation(toks):
@@ -108,8 +145,8 @@ def test_reverse_complement():
     assert reverse_complement("acgt") == "ACGT"
 
 
-def test_reverse_complement_tokenization(toks, gue_dir):
-    seqs = _gue_seqs(gue_dir, n=30)
+def test_reverse_complement_tokenization(toks):
+    seqs = _windows(30, 300, 8) + ["GATTACA"]
     char = toks["char"]
     cmap = np.array(char.complement_map)
     x, m = char.encode_batch(seqs, max_len=400, add_special_tokens=False)
@@ -148,9 +185,9 @@ def _cli(argv):
     return args.func(args)
 
 
-def test_cli_train_and_stats(tmp_path, gue_dir, shared_dir):
+def test_cli_train_and_stats(tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(_gue_seqs(gue_dir, "tf/0", "train", n=300)) + "\n")
+    corpus.write_text("\n".join(_windows(300, 101, 9)) + "\n")
     out = tmp_path / "bpe64"
     assert _cli(["tokenizer", "train", "--spec", '{"kind": "bpe", "vocab_size": 64}',
                  "--out", str(out), "--corpus", str(corpus)]) == 0
@@ -158,7 +195,9 @@ def test_cli_train_and_stats(tmp_path, gue_dir, shared_dir):
     assert (out / "provenance.json").is_file()
     _cli(["tokenizer", "train", "--spec", '{"kind": "char"}', "--out", str(tmp_path / "char")])
     tsv, png = tmp_path / "stats.tsv", tmp_path / "len.png"
-    task = gue_dir / "prom" / "prom_300_tata"
+    task = tmp_path / "prom" / "prom_300_tata"
+    for split, n, seed in (("train", 40, 10), ("dev", 7, 11), ("test", 9, 12)):
+        write_rows_csv(task / f"{split}.csv", [(s, i % 2) for i, s in enumerate(_windows(n, 300, seed))])
     assert _cli(["tokenizer", "stats", "--tokenizer", str(out), "--tokenizer", str(tmp_path / "char"),
                  "--task-dir", str(task), "--out", str(tsv), "--plot", str(png)]) == 0
     with open(tsv) as fh:
@@ -167,19 +206,18 @@ def test_cli_train_and_stats(tmp_path, gue_dir, shared_dir):
                                                             ("char", "prom_300_tata")]
     char = rows[1]
     assert float(char["bp_per_token"]) == 1.0 and char["splits"] == "train+dev+test"
-    assert int(char["sequences"]) == 4904 + 613 + 613
+    assert int(char["sequences"]) == 40 + 7 + 9 and int(char["bp"]) == 300 * 56
     assert float(rows[0]["bp_per_token"]) > 1.5
     assert png.stat().st_size > 0
 
 
-def test_stats_table_for_every_tokenizer_on_a_real_task(toks, gue_dir, tmp_path):
-    from dnatok.tokenization.stats import decode_hist, stats_table, write_tsv
+def _check_stats_table(toks, task, n):
+    """Stats of every tokenizer on a task of ``n`` sequences of 101 bp."""
+    from dnatok.tokenization.stats import decode_hist, stats_table
 
-    task = gue_dir / "tf" / "2"  # 19,000 + 1,000 + 1,000 sequences of 101 bp
     rows = stats_table(list(toks.items()), [task])
-    assert [r["tokenizer"] for r in rows] == list(toks) and {r["task"] for r in rows} == {"2"}
+    assert [r["tokenizer"] for r in rows] == list(toks) and {r["task"] for r in rows} == {task.name}
     by = {r["tokenizer"]: r for r in rows}
-    n = 21_000
     for r in rows:
         assert r["sequences"] == n and r["splits"] == "train+dev+test"
         hist = decode_hist(r["token_length_hist"])
@@ -187,18 +225,33 @@ def test_stats_table_for_every_tokenizer_on_a_real_task(toks, gue_dir, tmp_path)
         assert r["tokens_per_seq_mean"] == pytest.approx(r["tokens"] / n, abs=1e-3)
         assert 0 < r["vocab_used_frac"] <= 1 and 0 <= r["unk_frac"] < 0.01
     bp = by["char"]["bp"]
+    assert bp == 101 * n
     assert by["char"]["tokens"] == bp and by["char"]["vocab_used"] <= 5
     assert by["kmer6"]["tokens"] == bp - 5 * n  # L - k + 1 per sequence
     assert decode_hist(by["kmer6"]["token_length_hist"]) == {6: bp - 5 * n}
     assert by["kmer6s6"]["tokens"] == n * (101 // 6 + 101 % 6)
     assert by["bpe256"]["bp_per_token"] > 2
+    return rows
+
+
+def test_stats_table_for_every_tokenizer(toks, tmp_path):
+    from dnatok.tokenization.stats import write_tsv
+
+    task = tmp_path / "tf" / "2"
+    for split, n, seed in (("train", 300, 13), ("dev", 50, 14), ("test", 50, 15)):
+        write_rows_csv(task / f"{split}.csv", [(s, i % 2) for i, s in enumerate(_windows(n, 101, seed))])
+    rows = _check_stats_table(toks, task, 400)
     write_tsv(rows, tmp_path / "s.tsv")
     assert len((tmp_path / "s.tsv").read_text().splitlines()) == 5
 
 
-def test_equal_length_batches_match_hf(toks, gue_dir):
+def test_stats_table_for_every_tokenizer_on_a_real_task(real_toks, gue_dir):
+    _check_stats_table(real_toks, gue_dir / "tf" / "2", 21_000)  # 19,000 + 1,000 + 1,000 sequences of 101 bp
+
+
+def test_equal_length_batches_match_hf(toks):
     """Equal-length batches take a reshaped fast path; with and without N they equal HF."""
-    seqs = _gue_seqs(gue_dir, "tf/2", "test", n=40)  # all 101 bp
+    seqs = _windows(40, 101, 16)
     with_n = [s[:50] + "N" + s[51:] for s in seqs[:5]] + seqs[5:]
     for name, tok in toks.items():
         for batch in (seqs, with_n, seqs[:1]):

@@ -10,6 +10,8 @@ from dnatok.errors import UserError
 from dnatok.tokenization import canonical_spec, default_name, load_tokenizer, train_tokenizer
 from dnatok.tokenization.bpe import acgt_chunks, train_bpe
 
+from synthetic import genome_like
+
 
 def _naive_bpe(seqs, vocab_size):
     """Textbook BPE: recount every pair, merge the most frequent (ties: smallest ids)."""
@@ -70,10 +72,7 @@ def test_scan_fallback_equals_naive_bpe():
     assert ns["train_bpe"](seqs, 60)[1] == _naive_bpe(seqs, 60)
 
 
-def test_hf_trainer_and_own_trainer_agree_on_real_dna(shared_dir, tmp_path):
-    from dnatok.tokenization.corpus import read_sequences
-
-    seq = next(read_sequences(shared_dir / "data" / "genome" / "hg38_chr2_1-2333275.fa.gz"))
+def _check_trainers_agree(seq, tmp_path):
     corpus = [seq[20_000 + i:20_000 + i + 500] for i in range(0, 100_000, 500)]
     own = train_tokenizer({"kind": "bpe", "vocab_size": 300}, tmp_path / "own", corpus)
     hf = train_tokenizer({"kind": "bpe", "vocab_size": 300, "trainer": "hf"}, tmp_path / "hf", corpus)
@@ -85,6 +84,17 @@ def test_hf_trainer_and_own_trainer_agree_on_real_dna(shared_dir, tmp_path):
     n_own = sum(len(own.encode(s)) for s in held_out)
     n_hf = sum(len(hf.encode(s)) for s in held_out)
     assert abs(n_own - n_hf) <= 0.01 * n_hf
+
+
+def test_hf_trainer_and_own_trainer_agree_on_genome_like_dna(tmp_path):
+    _check_trainers_agree(genome_like(12, 260_000, n_prefix=5_000, n_gaps=3), tmp_path)
+
+
+def test_hf_trainer_and_own_trainer_agree_on_real_dna(shared_dir, tmp_path):
+    from dnatok.tokenization.corpus import read_sequences
+
+    _check_trainers_agree(next(read_sequences(shared_dir / "data" / "genome" / "hg38_chr2_1-2333275.fa.gz")),
+                          tmp_path)
 
 
 def test_merges_come_only_from_the_training_corpus(tmp_path):
@@ -212,19 +222,14 @@ def trained_bpe(tmp_path_factory):
     return train_tokenizer({"kind": "bpe", "vocab_size": 600}, tmp_path_factory.mktemp("bpe") / "t", corpus)
 
 
-def test_compiled_encoder_equals_hf(trained_bpe, shared_dir):
+def _check_compiled_encoder_equals_hf(tok, seqs):
     from transformers import AutoTokenizer
 
     from dnatok.tokenization import bpe_encode
 
     if not bpe_encode.available():
         pytest.skip("numba not installed: DnaTokenizer uses the HF encoder")
-    tok = trained_bpe
     assert tok._bpe_table is not None  # the compiled path is the one under test
-    seqs = _adversarial_seqs(np.random.default_rng(5))
-    gue = shared_dir / "data" / "gue" / "prom" / "prom_300_tata" / "dev.csv"
-    if gue.is_file():
-        seqs += [line.split(",")[0] for line in gue.read_text().splitlines()[1:300]]
     auto = AutoTokenizer.from_pretrained(str(tok.path))
     for s in seqs:
         assert tok.encode(s).tolist() == auto(s.upper(), add_special_tokens=False)["input_ids"], s
@@ -232,6 +237,18 @@ def test_compiled_encoder_equals_hf(trained_bpe, shared_dir):
     ids, offsets = tok._encode_flat(seqs)
     for row, s in enumerate(seqs):
         assert ids[offsets[row]:offsets[row + 1]].tolist() == tok.encode(s).tolist()
+
+
+def test_compiled_encoder_equals_hf(trained_bpe):
+    rng = np.random.default_rng(5)
+    genome = genome_like(rng, 30_000)
+    windows = [genome[s:s + int(n)] for s, n in zip(rng.integers(0, 29_000, 100), rng.integers(1, 1000, 100))]
+    _check_compiled_encoder_equals_hf(trained_bpe, _adversarial_seqs(rng) + windows)
+
+
+def test_compiled_encoder_equals_hf_on_real_gue(trained_bpe, gue_dir):
+    gue = gue_dir / "prom" / "prom_300_tata" / "dev.csv"
+    _check_compiled_encoder_equals_hf(trained_bpe, [line.split(",")[0] for line in gue.read_text().splitlines()[1:300]])
 
 
 def test_compiled_encoder_chunks_and_groups_do_not_change_ids(trained_bpe, monkeypatch):

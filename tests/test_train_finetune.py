@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_outputs_and_determinism(tmp_path):
                 "hyperparameters", "collapsed", "collapse_note", "epochs_run", "best_epoch", "device", "n_params"):
         assert key in on_disk, key
     assert on_disk["task"] == "motif" and on_disk["protocol"] == "corrected" and on_disk["tokenizer"] == "char"
-    for key in ("accuracy", "mcc", "f1", "precision", "recall", "auroc"):
+    for key in ("accuracy", "mcc", "f1_macro", "f1_binary", "precision", "recall", "auroc"):
         assert key in on_disk["test"]
     assert on_disk["hyperparameters"]["learning_rate"] == 1e-2 and on_disk["hyperparameters"]["max_tokens"] == 32
     assert on_disk["validation_source"] == "dev.csv" and on_disk["n_test"] == 60
@@ -107,33 +108,73 @@ def test_original_protocol_lengths_padding_and_quirk_metric(tmp_path):
 
 
 def test_collapse_guard_and_early_stopping(tmp_path):
-    # train labels almost all 0 and no signal: the model predicts class 0 everywhere,
-    # validation MCC stays 0, so the first epoch stays best and patience stops the run
+    # train labels almost all 0 and no signal: the model predicts class 0 everywhere and
+    # validation MCC stays 0. With the study's tie rule (first epoch kept) patience 2 stops
+    # after epoch 3; the collapse is flagged.
     labels = np.r_[np.zeros(118, int), np.ones(2, int)]
     task = make_task(tmp_path / "task", n_train=120, train_labels=labels)
-    m = finetune(task, "cnn", "char", tmp_path / "c", seed=0,
-                 settings={**FAST, "epochs": 8, "patience": 2}, model_hparams=TINY_CNN)
+    m = finetune(task, "cnn", "char", tmp_path / "c", seed=0, protocol={"base": "corrected", "selection_tie_break": "first"},
+                 settings={**FAST, "epochs": 8, "patience": 2, "min_epochs": 1}, model_hparams=TINY_CNN)
     assert m["collapsed"] is True and "single class" in m["collapse_note"]
     assert m["best_epoch"] == 1 and m["epochs_run"] == 3
     assert "COLLAPSED" in (tmp_path / "c" / "train.log").read_text()
 
 
-def test_grid_selects_on_validation_and_guards_test_selection(tmp_path):
+def _fake_model():
+    import torch
+
+    return torch.nn.Linear(1, 1)
+
+
+@pytest.mark.parametrize("tie_break,min_epochs,expect_best,expect_stop", [
+    ("first", 1, 1, 3),   # MCC ties at 0 are no gain: stopped before the model takes off
+    ("loss", 1, 4, None),  # the falling validation loss counts on a tie: it reaches epoch 5
+    ("first", 6, 6, None),  # min_epochs keeps it training until it takes off
+])
+def test_early_stopping_cannot_stop_before_learning_starts(tie_break, min_epochs, expect_best, expect_stop):
+    """A char model at validation MCC 0 for its first epochs, then learning (the demo's
+    plateau): (epoch, mcc, loss)."""
+    from dnatok.train.finetune import BestEpoch
+
+    curve = [(1, 0.0, 0.69), (2, 0.0, 0.68), (3, 0.0, 0.66), (4, 0.0, 0.60), (5, 0.0, 0.61), (6, 0.7, 0.40)]
+    best, stopped = BestEpoch("mcc", 2, min_epochs, tie_break), None
+    for epoch, mcc, loss in curve:
+        if best.update(epoch, mcc, loss, _fake_model()):
+            stopped = epoch
+            break
+    assert stopped == expect_stop
+    if stopped is None:
+        assert best.epoch == 6 and best.value == 0.7
+    else:
+        assert best.epoch == expect_best
+
+
+def test_packed_seeds_equal_single_runs_and_resume(tmp_path):
+    from dnatok.train.finetune import VOLATILE_KEYS, finetune_seeds
+
     task = make_task(tmp_path / "task")
-    grid = {**FAST, "epochs": 1, "grid": {"learning_rate": [1e-4, 3e-3]}}
-    m = finetune(task, "cnn", "char", tmp_path / "g", seed=0, settings=grid, model_hparams=TINY_CNN)
-    vals = [g["validation_mcc"] for g in m["grid"]]
-    assert len(m["grid"]) == 2 and m["validation"]["mcc"] == max(vals)
-    assert m["hyperparameter_selection"] == "validation"
-    assert (tmp_path / "g" / "grid" / "lr0.0001_bs16" / "metrics.json").is_file()
-    with pytest.raises(UserError, match="original protocol"):
-        finetune(task, "cnn", "char", tmp_path / "t", seed=0, settings={**grid, "select_on": "test"},
-                 model_hparams=TINY_CNN)
-    assert not (tmp_path / "t").exists()      # failed runs leave no output
-    o = finetune(task, "cnn", "char", tmp_path / "ot", seed=0, protocol="original",
-                 settings={**grid, "select_on": "test"}, model_hparams=TINY_CNN)
-    assert o["hyperparameter_selection"].startswith("test")
-    assert o["test"]["mcc"] == max(g["test_mcc"] for g in o["grid"])
+    settings = {**FAST, "epochs": 2}
+    packed = finetune_seeds(task, "cnn", "char", tmp_path / "pack", [3, 1], settings=settings,
+                            model_hparams=TINY_CNN)
+    assert [m["seed"] for m in packed] == [3, 1]
+    for seed in (1, 3):
+        alone = finetune(task, "cnn", "char", tmp_path / f"alone{seed}", seed=seed, settings=settings,
+                         model_hparams=TINY_CNN)
+        on_disk = json.loads((tmp_path / "pack" / f"seed{seed}" / "metrics.json").read_text())
+        assert _stable(on_disk) == _stable(alone)
+        assert ((tmp_path / "pack" / f"seed{seed}" / "predictions.tsv").read_text()
+                == (tmp_path / f"alone{seed}" / "predictions.tsv").read_text())
+    # a restarted pack keeps complete run folders and runs only the missing ones
+    stamp = (tmp_path / "pack" / "seed3" / "metrics.json").stat().st_mtime_ns
+    shutil.rmtree(tmp_path / "pack" / "seed1")
+    notes = []
+    again = finetune_seeds(task, "cnn", "char", tmp_path / "pack", [3, 1], settings=settings,
+                           model_hparams=TINY_CNN, log=notes.append)
+    assert (tmp_path / "pack" / "seed3" / "metrics.json").stat().st_mtime_ns == stamp
+    assert any("seed 3: complete run kept" in n for n in notes)
+    assert _stable(again[1]) == _stable(packed[1])
+    assert not any(p.name.startswith(".") for p in (tmp_path / "pack").iterdir())
+    assert set(VOLATILE_KEYS) == {"wall_time_s"}
 
 
 def test_conjoin_rc_aug_and_bad_settings(tmp_path):

@@ -74,9 +74,58 @@ def test_resume_gives_identical_weights(tmp_path, char_tok):
     assert log[3].split("\t")[3] != "" and log[1].split("\t")[3] == ""   # valid loss every 3 steps
     assert len(list((tmp_path / "whole" / "checkpoints").glob("*.pt"))) == 2      # keep_checkpoints
     assert (tmp_path / "whole" / "provenance.json").is_file()
-    # a different configuration must not silently resume someone else's checkpoint
-    with pytest.raises(UserError, match="different run"):
-        pretrain("bert", char_tok.path, train, valid, tmp_path / "whole", _settings(seed=6), TINY_BERT)
+
+
+@pytest.mark.parametrize("change", ["learning_rate", "warmup_steps", "rc_aug", "tokenizer", "train_data"])
+def test_resume_only_under_the_same_identity(tmp_path, char_tok, change):
+    """A checkpoint of a run with other settings, another tokenizer content or other data
+    is moved aside and training starts at step 0; the result equals a fresh run."""
+    import json
+
+    from dnatok.tokenization import train_tokenizer
+
+    train = _fasta(tmp_path / "train.fa", 1)
+    valid = _fasta(tmp_path / "valid.fa", 2, n_records=1)
+    out = tmp_path / "run"
+    pretrain("bert", char_tok.path, train, valid, out, _settings(max_steps_this_run=4), TINY_BERT)
+    tok_dir, settings = char_tok.path, _settings()
+    if change == "learning_rate":
+        settings["learning_rate"] = 2e-3
+    elif change == "warmup_steps":
+        settings["warmup_steps"] = 2
+    elif change == "rc_aug":
+        settings["rc_aug"] = False
+    elif change == "tokenizer":   # same kind and size, different content
+        tok_dir = train_tokenizer({"kind": "char"}, tmp_path / "tok2").path
+        meta = Path(tok_dir) / "dnatok_tokenizer.json"
+        meta.write_text(meta.read_text().rstrip() + " \n")
+    else:
+        train = _fasta(tmp_path / "train.fa", 9)
+    # run-time settings are not part of the identity: these alone would resume
+    settings.update(threads=1, log_every=2)
+    result = pretrain("bert", tok_dir, train, valid, out, settings, TINY_BERT)
+    log = (out / "pretrain.log").read_text()
+    assert "written by a different run" in log and "resumed from" not in log
+    assert result["step"] == 6 and result["finished"]
+    stale = list(out.glob("stale-*/checkpoints/step4.pt"))
+    assert len(stale) == 1
+    fresh = pretrain("bert", tok_dir, train, valid, tmp_path / "fresh", settings, TINY_BERT)
+    assert fresh["finished"]
+    a, b = _weights(out), _weights(tmp_path / "fresh")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    ident = json.loads((out / "provenance.json").read_text())["identity"]
+    assert "threads" not in ident["settings"] and len(ident["tokenizer_sha256"]) == 64
+
+
+def test_runtime_settings_still_resume(tmp_path, char_tok):
+    train = _fasta(tmp_path / "train.fa", 1)
+    valid = _fasta(tmp_path / "valid.fa", 2, n_records=1)
+    out = tmp_path / "run"
+    pretrain("bert", char_tok.path, train, valid, out, _settings(max_steps_this_run=4), TINY_BERT)
+    pretrain("bert", char_tok.path, train, valid, out, _settings(threads=1, checkpoint_every=3), TINY_BERT)
+    log = (out / "pretrain.log").read_text()
+    assert "resumed from" in log and "different run" not in log
 
 
 def test_pretrained_model_feeds_finetuning(tmp_path, char_tok):

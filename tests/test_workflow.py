@@ -34,19 +34,30 @@ def test_lint_is_clean(tmp_path):
 
 def test_full_study_dry_run_lists_the_whole_job_matrix():
     # --forceall: the matrix must not depend on what a demo run already left in the checkout
-    counts = _job_counts(_run(["-n", "--forceall", "--quiet", "rules"], cwd=REPO))
-    # 54 tasks (28 GUE + 8 GB + 18 NT) x 4 models x 2 tokenizers x 10 seeds
-    assert counts["finetune"] == 54 * 4 * 2 * 10
+    out = _run(["-n", "--forceall", "--quiet", "rules"], cwd=REPO)
+    counts = _job_counts(out)
+    # one job per grid point (10 seeds each); grids from the study's published sweeps:
+    # (tasks, learning rates x batch sizes x rc_aug) per benchmark
+    mamba_char = 28 * 3 * 2 + 8 * 3 * 2 + 18 * 6 * 2
+    mamba_bpe = 28 * 7 * 2 + 8 * 3 * 2 + 18 * 3 * 2
+    caduceus = 28 * 9 * 3 * 2 + 8 * 5 * 2 * 2 + 18 * 6 * 2 * 2
+    cnn = 54
+    assert counts["finetune"] == mamba_char + mamba_bpe + caduceus + cnn == 3138
     assert counts["prepare_task"] == 54
-    assert counts["pretrain"] == 3 * 2        # the CNN is not pretrained
+    assert counts["pretrain"] == 3            # mamba x 2 tokenizers + caduceus (char); the CNN is not pretrained
     assert counts["train_tokenizer"] == 2
     assert counts["download_benchmark"] == 3
+    assert counts["select"] == counts["summarize"] == 3 * 2
+    assert counts["study_significance"] == 1 and counts["study_means"] == 2
 
 
 def test_gue_bpe_summary_is_a_valid_target():
-    counts = _job_counts(_run(["results/gue/bpe/summary.tsv", "-n", "--forceall", "--quiet", "rules"], cwd=REPO))
-    assert counts["finetune"] == 28 * 4 * 10
-    assert counts["train_tokenizer"] == 1 and "significance" not in counts
+    out = _run(["results/gue/bpe/summary.tsv", "-n", "--forceall"], cwd=REPO)
+    counts = _job_counts(out)
+    assert counts["finetune"] == 28 * 7 * 2
+    assert counts["train_tokenizer"] == 1 and counts["select"] == 1 and "significance" not in counts
+    # select runs before summarize: summarize's input is select's output
+    assert "input: results/gue/bpe/selected.tsv" in out
 
 
 OVERLAY = """
@@ -76,7 +87,7 @@ def demo_run(tmp_path_factory):
 
 def test_demo_runs_every_stage_end_to_end(demo_run):
     work = demo_run
-    runs = sorted(work.glob("results/finetune/demo/*/mamba/*/seed*/metrics.json"))
+    runs = sorted(work.glob("results/finetune/corrected/demo/*/mamba/*/*/seed*/metrics.json"))
     assert len(runs) == 2 * 2 * 2  # tasks x tokenizers x seeds
     for path in runs:
         metrics = json.loads(path.read_text())

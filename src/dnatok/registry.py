@@ -109,6 +109,7 @@ STUDY_TASK_ALIASES = {
     "dummy_mouse_enhancers_ensembl": "dummy_mouse_enhancers",
     "virus_covid": "covid",
     "splice_reconstructed": "reconstructed",
+    "splice_sites_donor": "splice_sites_donors",  # combined_attn_results_cleaned.csv
     **{f"human_tf_{i}": f"tf_{i}" for i in range(5)},
 }
 

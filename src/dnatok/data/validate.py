@@ -7,7 +7,10 @@ The same :class:`RowChecker` runs while a source is being prepared (errors then 
 Rules: header ``sequence,label`` or ``sequence,label,id``; labels are integers 0..K-1
 and every class occurs in train; sequences are non-empty over A/C/G/T/N (lower case is
 upper-cased; IUPAC ambiguity codes are errors unless ``map_iupac`` maps them to N);
-lengths are at most the declared maximum.
+lengths are at most the declared maximum. K and the maximum come from ``--num-classes``
+/ ``--max-len``, else ``task.json``, else the registry entry of the task (named by
+``task.json`` or recognised from the folder path); an out-of-range label is reported at
+its file and line, naming the task and where its class count came from.
 """
 from __future__ import annotations
 
@@ -40,11 +43,15 @@ class SplitStats:
     iupac_rows: int = 0
     n_rows: int = 0              # rows containing at least one N
     sha256: str | None = None
+    path: str | None = None      # the file these rows came from (when one file)
+    first_line: dict = field(default_factory=dict)   # label -> line of its first row
 
-    def add(self, seq: str, label: int) -> None:
+    def add(self, seq: str, label: int, line: int | None = None) -> None:
         n = len(seq)
         self.rows += 1
         self.labels[label] += 1
+        if line is not None:
+            self.first_line.setdefault(label, line)
         self.total_len += n
         self.max_len = max(self.max_len, n)
         self.min_len = n if self.min_len is None else min(self.min_len, n)
@@ -68,10 +75,13 @@ class SplitStats:
 class RowChecker:
     """Validates and normalises one row at a time; raises ``DataError(path, line, problem)``."""
 
-    def __init__(self, num_classes: int | None = None, max_len: int | None = None, map_iupac: bool = False):
+    def __init__(self, num_classes: int | None = None, max_len: int | None = None, map_iupac: bool = False,
+                 declared_by: str | None = None):
         self.num_classes = int(num_classes) if num_classes is not None else None
         self.max_len = int(max_len) if max_len is not None else None
         self.map_iupac = map_iupac
+        # who declared the class count, for the error: "task mouse_3 (registry gue/mouse_3)"
+        self.declared_by = declared_by
 
     def sequence(self, seq: str, stats: SplitStats, path, line) -> str:
         if not seq:
@@ -108,14 +118,15 @@ class RowChecker:
             if lab != value or lab < 0:
                 raise DataError(path, line, f"label {value!r} is not a non-negative integer")
         if self.num_classes is not None and lab >= self.num_classes:
-            raise DataError(path, line, f"label {lab} out of range: the task declares {self.num_classes} "
-                            f"classes (labels 0..{self.num_classes - 1})")
+            task = f"{self.num_classes}-class {self.declared_by or 'task'}"
+            raise DataError(path, line, f"label {lab} out of range for a {task}: labels are "
+                            f"0..{self.num_classes - 1}")
         return lab
 
     def row(self, seq, label, stats: SplitStats, path, line) -> tuple[str, int]:
         s = self.sequence(seq, stats, path, line)
         lab = self.label(label, path, line)
-        stats.add(s, lab)
+        stats.add(s, lab, line)
         return s, lab
 
 
@@ -131,8 +142,14 @@ def check_class_coverage(stats: dict[str, SplitStats], num_classes: int | None, 
     if num_classes is None:
         missing = sorted(set(range(k)) - seen)
         if missing:
-            raise DataError(where, None, f"labels are not 0..{k - 1}: {missing} never occur "
-                            "(declare the class count with --num-classes if that is intended)")
+            problem = (f"labels are not 0..{k - 1}: {missing} never occur "
+                       "(declare the class count with --num-classes if that is intended)")
+            # point at the first row of the highest label, the likeliest culprit
+            at = next(((st.path, st.first_line[k - 1]) for st in stats.values()
+                       if st.path is not None and k - 1 in st.first_line), None)
+            if at is not None:
+                raise DataError(at[0], at[1], f"label {k - 1} first occurs here, but {problem}")
+            raise DataError(where, None, problem)
     if "train" in stats:
         missing = sorted(set(range(k)) - set(stats["train"].labels))
         if missing:
@@ -184,7 +201,7 @@ def iter_csv_handle(fh, path):
 
 
 def check_csv(path, checker: RowChecker) -> SplitStats:
-    stats = SplitStats()
+    stats = SplitStats(path=str(path))
     for line, fields in iter_csv(path):
         checker.row(fields[0], fields[1], stats, path, line)
     if stats.rows == 0:
@@ -214,33 +231,50 @@ def load_task_json(task_dir) -> dict | None:
         raise DataError(meta, err.lineno, f"invalid JSON: {err.msg}") from None
 
 
+def _registry_task(task_dir, meta: dict | None):
+    """The registry entry of a task folder: the one ``task.json`` names (benchmark and
+    name), else, when ``task.json`` names no task, the one recognised from the path."""
+    from dnatok.registry import TASKS, task_from_path
+
+    if meta is not None and meta.get("name") is not None:
+        return TASKS.get(meta.get("benchmark"), {}).get(meta["name"])
+    return task_from_path(str(Path(task_dir).resolve()))
+
+
 def check_task_dir(task_dir, num_classes: int | None = None, max_len: int | None = None,
                    map_iupac: bool = False) -> dict:
     """Validate a task folder; return a summary dict or raise ``DataError``.
 
     The class count and maximum length come from the arguments, else from ``task.json``,
-    else from the registry when the folder is recognisable (``.../prom/prom_core_all``).
-    When ``task.json`` lists files, their row counts and sha256 must match.
+    else from the registry entry of the task (the one ``task.json`` names, or the one
+    recognised from the folder path, ``.../prom/prom_core_all``). A label outside the
+    declared count is an error at its file and line that names the task and where the
+    count came from. When ``task.json`` lists files, their row counts and sha256 must match.
     """
-    from dnatok.registry import task_from_path
-
     task_dir = Path(task_dir)
     files = split_files(task_dir)
     meta = load_task_json(task_dir)
-    declared_from = "arguments" if (num_classes is not None or max_len is not None) else None
+    known = _registry_task(task_dir, meta)
+    reg = f"registry {known.benchmark}/{known.name}" if known is not None else None
+    k_from = "--num-classes" if num_classes is not None else None
+    l_from = "--max-len" if max_len is not None else None
     if meta is not None:
         if num_classes is None and meta.get("num_classes") is not None:
-            num_classes, declared_from = meta["num_classes"], declared_from or "task.json"
+            num_classes, k_from = meta["num_classes"], "task.json"
         if max_len is None and meta.get("max_len") is not None:
-            max_len, declared_from = meta["max_len"], declared_from or "task.json"
-    else:
-        known = task_from_path(str(task_dir.resolve()))
-        if known is not None:
-            if num_classes is None:
-                num_classes, declared_from = known.num_classes, declared_from or f"registry {known.benchmark}/{known.name}"
-            if max_len is None:
-                max_len, declared_from = known.max_len, declared_from or f"registry {known.benchmark}/{known.name}"
-    checker = RowChecker(num_classes, max_len, map_iupac)
+            max_len, l_from = meta["max_len"], "task.json"
+    if known is not None:
+        if num_classes is None:
+            num_classes, k_from = known.num_classes, reg
+        if max_len is None:
+            max_len, l_from = known.max_len, reg
+    # the summary names the strongest source used: arguments, then task.json, then registry
+    used = {f for f in (k_from, l_from) if f is not None}
+    declared_from = ("arguments" if used & {"--num-classes", "--max-len"} else
+                     "task.json" if "task.json" in used else reg if used else None)
+    name = (meta or {}).get("name") or (known.name if known is not None else None)
+    declared_by = f"task {name} ({k_from})" if name else f"task ({k_from})"
+    checker = RowChecker(num_classes, max_len, map_iupac, declared_by=declared_by)
     stats = {}
     for split, path in files.items():
         stats[split] = check_csv(path, checker)

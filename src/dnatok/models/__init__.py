@@ -23,25 +23,12 @@ from .cnn import CnnConfig, CnnForSequenceClassification
 from .heads import POOLINGS
 from .mamba import MambaConfig, MambaForCausalLM, MambaForSequenceClassification
 
-ARCHITECTURES = ("mamba", "caduceus", "bert", "cnn")
+from ..architectures import ARCHITECTURES, HPARAMS, OBJECTIVE as _OBJECTIVE, min_tokens  # noqa: F401
 
-_OBJECTIVE = {"mamba": "clm", "caduceus": "mlm", "bert": "mlm", "cnn": None}
 CONFIGS = {"mamba": MambaConfig, "caduceus": CaduceusConfig, "bert": BertConfig, "cnn": CnnConfig}
 PRETRAINING_MODELS = {"mamba": MambaForCausalLM, "caduceus": CaduceusForMaskedLM, "bert": BertForMaskedLM}
 CLASSIFIERS = {"mamba": MambaForSequenceClassification, "caduceus": CaduceusForSequenceClassification,
                "bert": BertForSequenceClassification, "cnn": CnnForSequenceClassification}
-
-# Architecture hyperparameters accepted as **hparams (anything else is a user error, so a
-# typo cannot silently fall back to a default).
-_MAMBA_HP = ("d_model", "n_layer", "d_state", "expand", "d_conv", "dt_rank", "dt_min", "dt_max",
-             "norm_eps", "rescale_prenorm_residual", "initializer_range")
-HPARAMS = {
-    "mamba": _MAMBA_HP,
-    "caduceus": _MAMBA_HP + ("bidirectional_strategy", "bidirectional_weight_tie", "rcps"),
-    "bert": ("d_model", "n_layer", "n_head", "d_ff", "dropout", "attention_dropout", "norm_eps",
-             "initializer_range"),
-    "cnn": ("embed_dim", "channels", "kernel_size", "pool_size", "dense_dim"),
-}
 
 _ARCH_OF_MODEL_TYPE = {cfg.model_type: arch for arch, cfg in CONFIGS.items()}
 _CLASS_BY_NAME = {cls.__name__: cls for cls in [*PRETRAINING_MODELS.values(), *CLASSIFIERS.values()]}

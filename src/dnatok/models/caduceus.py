@@ -39,7 +39,7 @@ from .heads import (ClassifierMixin, RMSNorm, check_right_padded, masked_lm_loss
                     reverse_index, reverse_seq)
 from .mamba import MambaConfig, ResidualBlock, SSMCore, init_ssm_weights
 
-STRATEGIES = ("add", "ew_multiply")
+from ..architectures import CADUCEUS_STRATEGIES as STRATEGIES  # noqa: E402
 
 
 def validate_complement_map(complement_map, vocab_size: int) -> list[int]:

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 
 from dnatok.errors import UserError
-from dnatok.stats.collect import HP_COLUMNS, METRICS, VAL_PREFIX
+from dnatok.stats.collect import HP_COLUMNS, METRICS, TRAINING_COLUMNS, VAL_PREFIX
 
-SUMMARY_KEYS = ("benchmark", "task", "category", "model", "tokenizer", "name", "protocol") + HP_COLUMNS
+SUMMARY_KEYS = ("benchmark", "task", "category", "model", "tokenizer", "name", "protocol", "hp") + HP_COLUMNS
 # Human-readable "mean ± std" columns for the metrics people quote.
-FORMATTED = ("mcc", "accuracy", "f1")
+FORMATTED = ("mcc", "accuracy", "f1_macro", "f1_binary")
 
 
 def format_pm(mean: float, std: float, digits: int = 3) -> str:
@@ -41,6 +41,8 @@ def summarise(runs: pd.DataFrame, tokenizer: str | None = None) -> pd.DataFrame:
     metrics = [m for m in METRICS if m in runs.columns and runs[m].notna().any()]
     metrics += [VAL_PREFIX + m for m in METRICS
                 if VAL_PREFIX + m in runs.columns and runs[VAL_PREFIX + m].notna().any()]
+    # epochs trained and the epoch kept, per tokenizer: an early-stopping bias shows here
+    metrics += [c for c in TRAINING_COLUMNS if c in runs.columns and runs[c].notna().any()]
     if not metrics:
         raise UserError("the runs table has no metric columns with values")
     rows = []

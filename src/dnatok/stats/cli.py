@@ -12,7 +12,8 @@ from pathlib import Path
 
 from dnatok.errors import UserError
 
-STUDY_ADDED_COLUMNS = ("raw_task", "name", "category", "benchmark", "tokenizer", "protocol")
+STUDY_ADDED_COLUMNS = ("raw_task", "name", "category", "benchmark", "tokenizer", "protocol", "f1_binary",
+                       "f1_macro")
 
 
 def _provenance(out: Path, args: argparse.Namespace, **extra) -> None:
@@ -94,11 +95,38 @@ def cmd_paired(args) -> int:
     return 0
 
 
+def cmd_means(args) -> int:
+    from dnatok.stats.collect import write_table
+    from dnatok.stats.means import detail_path, headline_means, load_inputs
+
+    table, detail = headline_means(load_inputs(args.input), by=args.by, metric=args.metric,
+                                   all_tasks=args.all_tasks, warn=_warn)
+    write_table(table, args.out)
+    if args.plot_dir:
+        from dnatok.stats.figures import means_figure
+
+        means_figure(table, args.plot_dir, f"{args.metric}_means_{args.by}", metric=args.metric)
+    write_table(detail, detail_path(args.out))
+    _provenance(args.out, args, n_rows=len(table), detail=detail_path(args.out).name)
+    return 0
+
+
 def cmd_select(args) -> int:
     from dnatok.stats.collect import load_table, write_table
-    from dnatok.stats.select import select_best
+    from dnatok.stats.select import select_best, select_runs
 
     table = load_table(args.input)
+    if args.rule == "protocol":
+        kept, cand = select_runs(table, metric=args.metric)
+        if kept.empty:
+            raise UserError(f"{args.input}: no group had an eligible grid point")
+        write_table(kept, args.out)
+        if args.candidates:
+            write_table(cand, args.candidates)
+        _provenance(args.out, args, n_rows=len(kept), n_groups=int(cand["selected"].sum()))
+        return 0
+    if args.candidates:
+        raise UserError("--candidates is written by --rule protocol only")
     study_format = "raw_task" in table.columns  # read_study_csv marks the published format
     kept = select_best(table, rule=args.rule, metric=args.metric,
                        group_keys=["task", "model"] if study_format else None)
@@ -109,6 +137,16 @@ def cmd_select(args) -> int:
         raise UserError("no (task, model) had an eligible hyperparameter combination")
     write_table(kept, args.out)
     _provenance(args.out, args, n_rows=len(kept))
+    return 0
+
+
+def cmd_protocols(args) -> int:
+    from dnatok.stats.collect import write_table
+    from dnatok.stats.protocols import compare_protocols
+
+    table = compare_protocols(_load_runs(args.runs), a=args.a, b=args.b, metric=args.metric)
+    write_table(table, args.out)
+    _provenance(args.out, args, n_rows=len(table))
     return 0
 
 
@@ -139,7 +177,8 @@ def cmd_report(args) -> int:
 
     write_report(out_md=args.out_md, out_tex=args.out_tex, out_html=args.out,
                  significance=args.significance or [], summaries=args.summaries or [],
-                 token_stats=args.token_stats or [], figures=args.figures or [], title=args.title)
+                 token_stats=args.token_stats or [], figures=args.figures or [], title=args.title,
+                 tables=args.tables or [])
     _provenance(args.out_md or args.out_tex or args.out, args)
     return 0
 
@@ -205,14 +244,42 @@ def add_commands(subparsers) -> None:
     _test_options(p)
     p.set_defaults(func=cmd_paired)
 
+    p = sub.add_parser("means", help="the paper's headline table: mean test MCC per benchmark "
+                                     "or category (rows) and name (columns)")
+    p.add_argument("--input", required=True, nargs="+", type=Path,
+                   help="published CSVs and/or runs tables, mixed; one hyperparameter "
+                        "combination per task and name (use `stats select` first)")
+    p.add_argument("--by", choices=("benchmark", "category"), default="benchmark",
+                   help="rows: gue/gb/nt (default) or the 9 study categories; then 'overall'")
+    p.add_argument("--metric", default="mcc", help="test metric column (default: mcc)")
+    p.add_argument("--all-tasks", action="store_true",
+                   help="keep tasks outside the paper's 44 (EMP, phage_fragments …); "
+                        "by default they are dropped and named on stderr")
+    p.add_argument("--plot-dir", type=Path, help="also draw the table as <metric>_means_<by>.png|pdf here")
+    p.add_argument("--out", required=True, type=Path,
+                   help="wide table (TSV); <stem>.detail.tsv gets mean, std, n_tasks, n_runs")
+    p.set_defaults(func=cmd_means)
+
     p = sub.add_parser("select", help="keep the runs of the best hyperparameter combination")
     p.add_argument("--input", required=True, type=Path, help="study CSV or runs table")
     p.add_argument("--out", required=True, type=Path, help="kept rows (same format as input)")
-    p.add_argument("--rule", choices=("study", "validation"), default="validation",
-                   help="validation: best mean validation metric (default, for new runs); "
+    p.add_argument("--candidates", type=Path,
+                   help="with --rule protocol: every grid point's replicates and mean scores, which "
+                        "were eligible and which was selected (the reason for the choice)")
+    p.add_argument("--rule", choices=("protocol", "study", "validation"), default="validation",
+                   help="protocol: each run's protocol decides (corrected: validation, original: "
+                        "study); validation: best mean validation metric (default, for new runs); "
                         "study: replay the paper, best mean TEST metric with its replicate rules")
     p.add_argument("--metric", default="mcc", help="selection metric (default: mcc)")
     p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("protocols", help="each task's selected runs under two protocols side by side")
+    p.add_argument("--runs", required=True, nargs="+", type=Path, help="selected runs table(s)")
+    p.add_argument("--a", default="original", help="protocol A (diff = A - B; default original)")
+    p.add_argument("--b", default="corrected", help="protocol B (default corrected)")
+    p.add_argument("--metric", default="mcc")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_protocols)
 
     p = sub.add_parser("figures", help="per-task heatmap and A-vs-B scatter (PNG + PDF)")
     p.add_argument("--runs", required=True, nargs="+", type=Path,
@@ -239,5 +306,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--summaries", "--summary", nargs="+", type=Path, help="summary tables")
     p.add_argument("--token-stats", nargs="+", type=Path, help="tokenizer statistics TSVs")
     p.add_argument("--figures", nargs="+", type=Path, help="PNG files or folders of them")
+    p.add_argument("--tables", nargs="+", type=Path, help="other tables, shown as they are (first)")
     p.add_argument("--title", default="dnatok results")
     p.set_defaults(func=cmd_report)

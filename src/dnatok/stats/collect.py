@@ -28,14 +28,18 @@ from dnatok import registry
 from dnatok.errors import DataError, UserError
 
 # Test-set metrics, under their plain names; validation metrics get VAL_PREFIX.
-METRICS = ("accuracy", "mcc", "f1", "precision", "recall", "specificity", "auroc")
-REQUIRED_METRICS = ("accuracy", "mcc", "f1", "precision", "recall")
+# f1_macro: mean F1 over classes; f1_binary: F1 of the positive class (binary tasks only).
+METRICS = ("accuracy", "mcc", "f1_macro", "f1_binary", "precision", "recall", "specificity", "auroc")
+REQUIRED_METRICS = ("accuracy", "mcc", "f1_macro", "precision", "recall")
 VAL_PREFIX = "val_"
 KEY_COLUMNS = ("benchmark", "task", "category", "model", "tokenizer", "name", "protocol", "seed")
 HP_COLUMNS = ("learning_rate", "batch_size", "rc_aug")
+# Per-run facts of training (not metrics): how long it ran and which epoch it kept.
+TRAINING_COLUMNS = ("epochs_run", "best_epoch")
 REQUIRED_KEYS = ("benchmark", "task", "model", "tokenizer", "seed", "protocol", "test")
-RUNS_COLUMNS = (KEY_COLUMNS + HP_COLUMNS + ("collapsed",) + METRICS
-                + tuple(VAL_PREFIX + m for m in METRICS) + ("run_name", "source"))
+# hp: the grid point's id; hp_selection: the protocol's rule for choosing among grid points.
+RUNS_COLUMNS = (KEY_COLUMNS + ("hp",) + HP_COLUMNS + ("hp_selection", "collapsed") + TRAINING_COLUMNS
+                + METRICS + tuple(VAL_PREFIX + m for m in METRICS) + ("run_name", "source"))
 STUDY_COLUMNS = ("task", "run_name", "seed", "learning_rate", "batch_size", "accuracy", "mcc",
                  "f1", "precision", "recall", "specificity", "model", "rc_aug")
 
@@ -142,14 +146,27 @@ def read_metrics_json(path) -> dict:
         "learning_rate": _as_float(hp.get("learning_rate"), path, "hyperparameters.learning_rate"),
         "batch_size": _as_float(hp.get("batch_size"), path, "hyperparameters.batch_size"),
         "rc_aug": _as_bool(hp.get("rc_aug"), path, None),
+        "hp_selection": (obj.get("protocol_fields") or {}).get("hyperparameter_selection"),
         "collapsed": bool(obj.get("collapsed", False)),
+        "epochs_run": _as_float(obj.get("epochs_run"), path, "epochs_run"),
+        "best_epoch": _as_float(obj.get("best_epoch"), path, "best_epoch"),
         "run_name": obj.get("run_name", ""),
         "source": str(path),
     }
     for m in METRICS:
         row[m] = _as_float(test.get(m), path, f"test.{m}")
         row[VAL_PREFIX + m] = _as_float(validation.get(m), path, f"validation.{m}")
+    row["hp"] = _hp_of(row)
     return row
+
+
+def _hp_of(row: dict) -> str | None:
+    from dnatok.config import hp_id
+
+    values = [row[c] for c in HP_COLUMNS]
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return None
+    return hp_id(dict(zip(HP_COLUMNS, values)))
 
 
 def collect_runs(paths) -> pd.DataFrame:
@@ -175,12 +192,23 @@ def collect_runs(paths) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- study CSV
+# The attention models' files (best_replicates.csv, combined_attn_results_cleaned.csv) have
+# their own columns: ``lr`` for the learning rate, a ``benchmark`` column, no run_name.
+ATTENTION_COLUMNS = ("model", "lr", "benchmark", "task")
+STUDY_BENCHMARKS = {"GUE": "gue", "GB": "gb", "NTv2": "nt"}
+# NTv1 = the first release of the NT tasks (50 rows of the combined attention file, none in
+# best_replicates.csv): kept apart as ``<task>_ntv1``, so outside the 44 study tasks.
+SUPERSEDED_BENCHMARKS = {"NTv1": "nt"}
+
+
 def read_study_csv(path) -> pd.DataFrame:
     """The study's long CSV -> internal table (original columns kept, task normalised).
 
     Added columns: ``name`` (= ``model``), ``category`` (registry; None for tasks outside
     the 44, e.g. ``phage_fragments``), ``benchmark`` (registry), ``tokenizer`` and
     ``protocol`` (empty: the published table does not carry them), ``raw_task``.
+    The attention models' CSV is mapped onto the same columns (``lr`` -> ``learning_rate``,
+    benchmark GUE/GB/NTv2 -> gue/gb/nt; see :func:`_from_attention_columns`).
     """
     path = Path(path)
     df = _read_csv(path, ",")
@@ -190,15 +218,32 @@ def read_study_csv(path) -> pd.DataFrame:
     df = df.copy()
     df["raw_task"] = df["task"]
     df["task"] = df["task"].map(normalise_study_task)
+    if _is_attention_table(df):
+        df = _from_attention_columns(df, path)
+    else:
+        df["benchmark"] = df["task"].map(_benchmark_of)
     df["name"] = df["model"]
     df["category"] = df["task"].map(registry.category_of)
-    df["benchmark"] = df["task"].map(_benchmark_of)
     df["tokenizer"] = np.nan
     df["protocol"] = np.nan
     if "rc_aug" in df.columns:
         df["rc_aug"] = [_as_bool(v, path, i + 2) for i, v in enumerate(df["rc_aug"])]
+    _study_f1(df)
     _check_seeds(df, path)
     return df
+
+
+def _study_f1(df: pd.DataFrame) -> None:
+    """The study's one ``f1`` column as the matching dnatok metric: for binary tasks it is
+    the positive class's F1 (on every published binary row it equals the harmonic mean of
+    the row's precision and recall), for multi-class tasks a macro average (their recall
+    differs from accuracy, so it is neither micro nor weighted)."""
+    if "f1" not in df.columns:
+        return
+    classes = df["task"].map(lambda t: (registry.study_tasks().get(t).num_classes
+                                        if t in registry.study_tasks() else np.nan))
+    df["f1_binary"] = np.where(classes == 2, df["f1"], np.nan)
+    df["f1_macro"] = np.where(classes > 2, df["f1"], np.nan)
 
 
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:
@@ -223,9 +268,42 @@ def _check_seeds(df: pd.DataFrame, path) -> None:
     df["seed"] = pd.to_numeric(df["seed"]).astype(int)
 
 
+def _is_attention_table(df: pd.DataFrame) -> bool:
+    return all(c in df.columns for c in ATTENTION_COLUMNS) and "tokenizer" not in df.columns
+
+
+def _from_attention_columns(df: pd.DataFrame, path) -> pd.DataFrame:
+    """Benchmark names -> gue/gb/nt (checked against the registry), ``lr`` -> ``learning_rate``.
+
+    A study task keeps its registry benchmark; other tasks (``drosophilia_enhancers``) take
+    the file's. A task filed under another benchmark than the registry's is an error.
+    """
+    raw = df["benchmark"].astype(str)
+    known = {**STUDY_BENCHMARKS, **SUPERSEDED_BENCHMARKS}
+    bad = ~raw.isin(list(known))
+    if bad.any():
+        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise DataError(path, line, f"unknown benchmark {raw[bad].iloc[0]!r}; "
+                                    f"expected one of {', '.join(known)}")
+    old = raw.isin(list(SUPERSEDED_BENCHMARKS))
+    df.loc[old, "task"] = df.loc[old, "task"] + "_" + raw[old].str.lower()
+    given = raw.map(known)
+    expected = df["task"].map(_benchmark_of)
+    clash = expected.notna() & (expected != given)
+    if clash.any():
+        i = int(np.flatnonzero(clash.to_numpy())[0])
+        raise DataError(path, i + 2, f"task {df['task'].iloc[i]!r} is listed under benchmark "
+                                     f"{raw.iloc[i]!r} but the registry has it in "
+                                     f"{expected.iloc[i]!r}")
+    df["benchmark"] = given
+    return df.rename(columns={"lr": "learning_rate"})
+
+
 def is_study_table(df: pd.DataFrame) -> bool:
-    """The published format has run_name and model but no tokenizer column."""
-    return "run_name" in df.columns and "model" in df.columns and "tokenizer" not in df.columns
+    """The published formats: run_name and model (state-space file) or model, lr, benchmark
+    and task (attention file), and no tokenizer column."""
+    ss = "run_name" in df.columns and "model" in df.columns and "tokenizer" not in df.columns
+    return ss or _is_attention_table(df)
 
 
 # --------------------------------------------------------------------------- any table

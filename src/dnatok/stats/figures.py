@@ -154,3 +154,24 @@ def make_figures(runs: pd.DataFrame, out_dir, a: str = "char", b: str = "bpe",
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return heatmap(runs, out_dir, metric) + scatter(runs, out_dir, a, b, metric)
+
+
+def means_figure(table: pd.DataFrame, out_dir, stem: str, metric: str = "mcc") -> list[Path]:
+    """The headline means table (``stats means`` output: rows = groups, columns = names)
+    as an annotated heatmap, ``{out_dir}/{stem}.png|pdf``."""
+    if "group" not in table.columns or table.shape[1] < 2:
+        raise UserError("a means table needs a 'group' column and at least one name column")
+    names = [c for c in table.columns if c != "group"]
+    values = table[names].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.0 * len(names), 1.0 + 0.45 * len(table)))
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="viridis",
+                      vmin=min(0.0, np.nanmin(values)) if np.isfinite(values).any() else 0.0, vmax=1.0)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(table)), table["group"].astype(str).tolist())
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 0.5 else "black")
+    fig.colorbar(image, ax=ax, label=f"mean over tasks of the per-task mean test {metric.upper()}")
+    ax.set_title(f"Mean {metric.upper()} by {stem.split('_')[-1]}")
+    return _save(fig, Path(out_dir), stem)

@@ -18,6 +18,13 @@ Two rules, named so nobody uses the wrong one by accident:
 
 Ties on the mean score keep the group that sorts first by (learning_rate, batch_size,
 rc_aug), which makes the choice independent of row order.
+
+Which rule a pipeline run gets follows its protocol (:func:`rule_for_protocol`, from the
+protocol's ``hyperparameter_selection`` field carried in every run's metrics.json):
+``corrected`` selects on validation, ``original`` replays the study's test-set choice.
+:func:`select_runs` applies it per protocol and also returns the candidate table — every
+grid point's replicate count and mean scores, which were eligible, which one won — so the
+choice can be read, not only trusted.
 """
 from __future__ import annotations
 
@@ -48,16 +55,39 @@ def _eligible(counts: pd.Series, strict: bool) -> pd.Series:
     return counts >= 1
 
 
-def select_best(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
-                group_keys: list[str] | None = None,
-                strict_models=STUDY_STRICT_MODELS) -> pd.DataFrame:
-    """Keep, per ``group_keys`` (default: everything that identifies a model on a task),
-    the rows of the best hyperparameter combination under ``rule``.
+def rule_for_protocol(hyperparameter_selection: str) -> str:
+    """The selection rule of a protocol's ``hyperparameter_selection`` field."""
+    rules = {"validation": "validation", "test": "study"}
+    if hyperparameter_selection not in rules:
+        raise UserError(f"unknown hyperparameter_selection {hyperparameter_selection!r}; "
+                        f"expected one of {', '.join(rules)}")
+    return rules[hyperparameter_selection]
 
-    Returns the kept rows in their original order with the input's columns. A (task,
-    model) with no eligible group (e.g. Mamba with fewer than 10 replicates everywhere
-    under the study rule) contributes no rows.
-    """
+
+def select_runs(runs: pd.DataFrame, metric: str = "mcc") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(selected runs, candidate table) of a pipeline runs table, each protocol under its
+    own rule. Every run must say how its protocol selects (column ``hp_selection``)."""
+    if "hp_selection" not in runs.columns or runs["hp_selection"].isna().any():
+        raise UserError("runs table lacks hp_selection for some runs (collect them from metrics.json "
+                        "written by this version of dnatok)")
+    kept, tables = [], []
+    for (protocol, how), rows in runs.groupby(["protocol", "hp_selection"], sort=True):
+        rule = rule_for_protocol(how)
+        cand = candidates(rows, rule=rule, metric=metric)
+        cand.insert(0, "rule", rule)
+        tables.append(cand)
+        kept.append(_rows_of_winners(rows, cand))
+    if runs["protocol"].nunique() != len(tables):
+        raise UserError("a protocol's runs disagree on hp_selection; they come from different protocol definitions")
+    selected = runs[runs.index.isin(np.concatenate([k.to_numpy() for k in kept]))] if kept else runs.iloc[0:0]
+    return selected, pd.concat(tables, ignore_index=True)
+
+
+def candidates(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
+               group_keys: list[str] | None = None, strict_models=STUDY_STRICT_MODELS) -> pd.DataFrame:
+    """One row per (group, hyperparameter combination): ``n_runs``, mean validation and test
+    ``metric``, the ``score`` the rule ranks by, ``eligible`` (replicate rule) and
+    ``selected`` (the one kept per group; none when no combination is eligible)."""
     if rule not in RULES:
         raise UserError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
     score = metric if rule == "study" else VAL_PREFIX + metric
@@ -73,23 +103,56 @@ def select_best(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
                       if c in df.columns and df[c].notna().any()]
     # The study drops runs whose metric is missing before selecting (failed runs).
     data = df[df[score].notna()]
-    kept = []
+    tables = []
     for key, rows in data.groupby(group_keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         model = dict(zip(group_keys, key)).get("model")
         strict = rule == "study" and model in tuple(strict_models)
-        hp = rows.groupby(list(HP_COLUMNS), sort=True, dropna=False)[score].agg(["size", "mean"])
-        ok = _eligible(hp["size"], strict)
-        if not ok.any():
-            continue
-        # idxmax returns the first maximum in the sorted hyperparameter order (tie rule).
-        best = hp.loc[ok, "mean"].idxmax()
-        mask = np.ones(len(rows), dtype=bool)
-        for col, value in zip(HP_COLUMNS, best):
-            col_values = rows[col]
-            mask &= col_values.isna().to_numpy() if pd.isna(value) else (col_values == value).to_numpy()
-        kept.append(rows.index[mask])
-    if not kept:
-        return df.iloc[0:0]
+        agg = {"n_runs": (score, "size"), "score": (score, "mean")}
+        for col, name in ((VAL_PREFIX + metric, f"mean_val_{metric}"), (metric, f"mean_test_{metric}")):
+            if col in rows.columns:
+                agg[name] = (col, "mean")
+        hp = rows.groupby(list(HP_COLUMNS), sort=True, dropna=False).agg(**agg).reset_index()
+        hp["eligible"] = _eligible(hp["n_runs"], strict).to_numpy()
+        hp["selected"] = False
+        if hp["eligible"].any():
+            # idxmax returns the first maximum in the sorted hyperparameter order (tie rule).
+            hp.loc[hp.loc[hp["eligible"], "score"].idxmax(), "selected"] = True
+        for col, value in zip(group_keys, key):
+            hp[col] = value
+        tables.append(hp)
+    if not tables:
+        return pd.DataFrame(columns=[*group_keys, *HP_COLUMNS, "n_runs", "score", "eligible", "selected"])
+    out = pd.concat(tables, ignore_index=True)
+    out["score_column"] = score
+    return out[[*group_keys, *[c for c in out.columns if c not in group_keys]]]
+
+
+def _rows_of_winners(df: pd.DataFrame, cand: pd.DataFrame) -> pd.Index:
+    """Index of the rows of ``df`` that belong to a selected candidate."""
+    keys = [c for c in cand.columns if c in df.columns and c in ("benchmark", "task", "model", "tokenizer",
+                                                                  "protocol", *HP_COLUMNS)]
+    winners = cand.loc[cand["selected"], keys]
+    if winners.empty:
+        return df.index[:0]
+    # NaN-safe join on the key columns (published rows may lack rc_aug)
+    left = df[keys].astype(str).agg("\x1f".join, axis=1)
+    right = set(winners.astype(str).agg("\x1f".join, axis=1))
+    return df.index[left.isin(right).to_numpy()]
+
+
+def select_best(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
+                group_keys: list[str] | None = None,
+                strict_models=STUDY_STRICT_MODELS) -> pd.DataFrame:
+    """Keep, per ``group_keys`` (default: everything that identifies a model on a task),
+    the rows of the best hyperparameter combination under ``rule``.
+
+    Returns the kept rows in their original order with the input's columns. A (task,
+    model) with no eligible group (e.g. Mamba with fewer than 10 replicates everywhere
+    under the study rule) contributes no rows.
+    """
+    cand = candidates(df, rule=rule, metric=metric, group_keys=group_keys, strict_models=strict_models)
+    score = cand["score_column"].iloc[0] if len(cand) else metric
+    data = df[df[score].notna()] if score in df.columns else df
     # Original row order matters downstream: the paired tests keep the first row of a seed.
-    return df[df.index.isin(np.concatenate([k.to_numpy() for k in kept]))]
+    return df[df.index.isin(_rows_of_winners(data, cand))] if len(cand) else df.iloc[0:0]

@@ -41,7 +41,7 @@ def _protocol_overrides(items: list[str] | None) -> dict:
 
 
 def _finetune(args) -> int:
-    from dnatok.train.finetune import finetune
+    from dnatok.train.finetune import finetune, finetune_seeds
 
     settings = _json_arg(args.settings, "--settings")
     for flag, key in (("epochs", "epochs"), ("lr", "learning_rate"), ("batch_size", "batch_size"),
@@ -49,20 +49,35 @@ def _finetune(args) -> int:
         if getattr(args, flag) is not None:
             settings[key] = getattr(args, flag)
     protocol = {"base": args.protocol, **_protocol_overrides(args.protocol_set)}
-    m = finetune(args.data, args.model, args.tokenizer, args.out, args.seed, protocol=protocol,
-                 pretrained=args.pretrained, settings=settings,
-                 model_hparams=_json_arg(args.model_args, "--model-args"))
-    note = " (COLLAPSED)" if m["collapsed"] else ""
-    print(f"{m['task']} {m['model']} {m['tokenizer']} seed {m['seed']} [{m['protocol']}]: "
-          f"test mcc {m['test']['mcc']:.4f} accuracy {m['test']['accuracy']:.4f}{note} -> {args.out}")
+    common = dict(protocol=protocol, pretrained=args.pretrained, settings=settings,
+                  model_hparams=_json_arg(args.model_args, "--model-args"))
+    if (args.seed is None) == (args.seeds is None):
+        raise UserError("give either --seed (one run into --out) or --seeds (runs into --out-root/seed<N>)")
+    if args.seed is not None:
+        if not args.out:
+            raise UserError("--seed needs --out (the run folder)")
+        runs = [(args.out, finetune(args.data, args.model, args.tokenizer, args.out, args.seed, **common))]
+    else:
+        if not args.out_root:
+            raise UserError("--seeds needs --out-root (one seed<N> folder per run)")
+        results = finetune_seeds(args.data, args.model, args.tokenizer, args.out_root, args.seeds,
+                                 log=print, **common)
+        runs = [(Path(args.out_root) / f"seed{m['seed']}", m) for m in results]
+    for out, m in runs:
+        note = " (COLLAPSED)" if m["collapsed"] else ""
+        print(f"{m['task']} {m['model']} {m['tokenizer']} seed {m['seed']} [{m['protocol']}]: "
+              f"test mcc {m['test']['mcc']:.4f} accuracy {m['test']['accuracy']:.4f}{note} -> {out}")
     return 0
 
 
 def _pretrain(args) -> int:
     from dnatok.train.pretrain import pretrain
 
+    settings = _json_arg(args.settings, "--settings")
+    if args.threads is not None:
+        settings["threads"] = args.threads
     s = pretrain(args.model, args.tokenizer, args.train_fasta, args.valid_fasta, args.out,
-                 settings=_json_arg(args.settings, "--settings"),
+                 settings=settings,
                  model_hparams=_json_arg(args.model_args, "--model-args"))
     state = "done" if s["finished"] else "paused (rerun to resume)"
     print(f"pretrain {args.model}: step {s['step']}/{s['max_steps']} {state} -> {args.out}")
@@ -78,8 +93,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="the model's name in metrics.json (the config's key); default: the architecture")
     p.add_argument("--tokenizer", required=True,
                    help="tokenizer kind (char, kmer6) or a saved tokenizer folder (needed for BPE)")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--seed", type=int, help="one run's seed (with --out)")
+    p.add_argument("--out", help="the run's output folder (written atomically)")
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="several seeds of the same settings in one process (with --out-root)")
+    p.add_argument("--out-root", help="with --seeds: each run goes to OUT_ROOT/seed<N>, atomically; "
+                                      "complete run folders are kept and skipped")
     p.add_argument("--protocol", default="corrected", choices=("corrected", "original"))
     p.add_argument("--protocol-set", action="append", metavar="FIELD=VALUE",
                    help="change one protocol field, e.g. pooling=mean (repeatable; measures one quirk)")
@@ -102,5 +121,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--valid-fasta", required=True)
     q.add_argument("--out", required=True)
     q.add_argument("--settings", help="JSON object or .json file of pre-training settings")
+    q.add_argument("--threads", type=int, help="torch CPU threads (a run-time choice: not part of the "
+                                                "checkpoint identity)")
     q.add_argument("--model-args", help="JSON object or .json file of model hyperparameters")
     q.set_defaults(func=_pretrain)

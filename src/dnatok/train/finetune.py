@@ -15,7 +15,7 @@ The output folder appears only when everything succeeded (atomic rename).
 """
 from __future__ import annotations
 
-import copy
+import json
 import math
 import shutil
 import time
@@ -35,6 +35,8 @@ from dnatok.train.splits import Split, TaskData, load_task, make_validation
 # Hyperparameters (not protocol quirks): the study's CNN / genomic-benchmark recipe.
 # lr 1e-3 and batch 64 for 10 epochs; AdamW with weight decay 0.1; timm cosine
 # schedule with 1% warm-up and a floor at 0.1 x lr; gradient clipping at 1.0.
+# A sweep is not a setting: each grid point is its own run (the `hp` wildcard) and the
+# `select` stage picks one across seeds (dnatok.stats.select).
 DEFAULT_SETTINGS = {
     "epochs": 10,
     "learning_rate": 1e-3,
@@ -47,19 +49,21 @@ DEFAULT_SETTINGS = {
     "rc_aug": False,            # replace each training sequence by its reverse complement w.p. 0.5
     "conjoin": False,           # average forward and reverse-complement predictions
     "val_fraction": 0.1,        # held-out share of train when validation comes from train
-    "select_metric": None,      # best-epoch metric; None: the protocol's rule; else mcc|accuracy|f1|auroc|loss
+    "select_metric": None,      # best-epoch metric; None: the protocol's rule; else one of SELECT_METRICS
     "patience": "protocol",     # early stopping: "protocol" (its rule), None (off) or epochs without gain
+    # Never stop early before this epoch: on the demo a char model sits at validation MCC 0
+    # for up to two epochs before it takes off (README, "What the demo measures").
+    "min_epochs": 3,
     "add_special_tokens": False,  # the study tokenised without CLS/SEP
     "max_tokens": None,         # None: the protocol's length rule; an int overrides it
     "lora": None,               # dict of peft LoraConfig arguments (needs peft installed)
-    "grid": None,               # {"learning_rate": [...], "batch_size": [...]} small sweep
-    "select_on": "validation",  # grid selection: validation | test (test: original protocol only)
     "model_name": None,         # the run's model name in metrics.json (the config's key); None: the arch
     "device": "auto",
     "threads": None,            # torch CPU threads (Snakemake's threads:); None leaves torch's default
     "log_every": 50,
     "progress": True,
 }
+SELECT_METRICS = ("mcc", "accuracy", "f1_macro", "auroc", "loss")
 
 # Architectures that read tokens in order (state-space recurrences): left padding goes
 # into their state, so they accept an attention mask only with right padding.
@@ -79,57 +83,137 @@ def resolve_settings(settings: dict | None) -> dict:
         raise UserError(f"unknown fine-tuning setting(s): {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(DEFAULT_SETTINGS)}")
     out = {**DEFAULT_SETTINGS, **settings}
-    for key in ("epochs", "batch_size", "eval_batch_size"):
+    for key in ("epochs", "batch_size", "eval_batch_size", "min_epochs"):
         if int(out[key]) < 1:
             raise UserError(f"setting {key} must be >= 1, got {out[key]}")
-    if out["select_metric"] not in (None, "mcc", "accuracy", "f1", "auroc", "loss"):
-        raise UserError(f"select_metric must be mcc, accuracy, f1, auroc or loss, got {out['select_metric']!r}")
+    if out["select_metric"] not in (None, *SELECT_METRICS):
+        raise UserError(f"select_metric must be one of {', '.join(SELECT_METRICS)} or null, "
+                        f"got {out['select_metric']!r}")
     if out["patience"] not in ("protocol", None) and int(out["patience"]) < 1:
         raise UserError(f"patience must be >= 1, None or 'protocol', got {out['patience']!r}")
-    if out["select_on"] not in ("validation", "test"):
-        raise UserError(f"select_on must be 'validation' or 'test', got {out['select_on']!r}")
     return out
 
 
 # ----------------------------------------------------------------------------- encoding
 
-def token_lengths(tok, sequences: list[str], add_special_tokens: bool) -> np.ndarray:
-    """Untruncated token count of each sequence."""
+def token_lengths(tok, sequences: list[str], add_special_tokens: bool, reverse: bool = False) -> np.ndarray:
+    """Untruncated token count of each sequence (of its reverse complement with ``reverse``)."""
+    encode = tok.encode_reverse_complement_batch if reverse else tok.encode_batch
     out = []
     for start in range(0, len(sequences), 4096):
-        _, mask = tok.encode_batch(sequences[start:start + 4096], UNLIMITED,
-                                   add_special_tokens=add_special_tokens)
+        _, mask = encode(sequences[start:start + 4096], UNLIMITED, add_special_tokens=add_special_tokens)
         out.append(np.asarray(mask).sum(axis=1))
     return np.concatenate(out).astype(np.int64)
 
 
-def token_budget(data: TaskData, lengths: dict, protocol: Protocol, settings: dict) -> tuple[int, str]:
-    """Padded length in tokens and how it was decided. ``lengths``: split -> token counts."""
+def token_budget(data: TaskData, lengths: dict, protocol: Protocol, settings: dict,
+                 min_tokens: int = 1) -> tuple[int, str]:
+    """Padded length in tokens and how it was decided. ``lengths``: view -> token counts
+    (``train``, ``test`` … and, when both strands are fed, ``train_rc`` …), so under the
+    true-length rule no view of any sequence is ever cut. ``min_tokens``: the shortest
+    input the architecture accepts (the CNN's 57); a shorter budget is raised to it."""
     if settings["max_tokens"] is not None:
-        return int(settings["max_tokens"]), "settings.max_tokens"
-    if protocol.length_rule == "study":
+        budget, rule = int(settings["max_tokens"]), "settings.max_tokens"
+    elif protocol.length_rule == "study":
         study_len = data.info.get("study_len")
         if not study_len:
             raise UserError(f"protocol {protocol.name} pads to the study's length, but task "
                             f"{data.info.get('name')} has no study_len (not a registry task and no "
                             "task.json); pass settings max_tokens")
-        return int(study_len), "registry study_len (used as a token count)"
-    # true length: the longest task sequence in this tokenizer's tokens. Uses only the
-    # sequences, never labels, so looking at the test inputs leaks nothing.
-    return int(max(v.max() for v in lengths.values())), "longest task sequence in tokens"
+        budget, rule = int(study_len), "registry study_len (used as a token count)"
+    else:
+        # true length: the longest task sequence (either strand when both are fed) in this
+        # tokenizer's tokens. Uses only the sequences, never labels, so looking at the test
+        # inputs leaks nothing.
+        budget = int(max(v.max() for v in lengths.values()))
+        rule = "longest task sequence in tokens" + (", both strands" if any(k.endswith("_rc") for k in lengths) else "")
+    if budget < min_tokens:
+        return int(min_tokens), f"{rule}: {budget}, padded to the architecture's minimum {min_tokens}"
+    return budget, rule
 
 
-def encode(tok, split: Split, max_len: int, protocol: Protocol, settings: dict, rc: bool):
-    """(ids, mask[, rc_ids, rc_mask]) as int64 numpy arrays padded to ``max_len``."""
-    kw = dict(add_special_tokens=settings["add_special_tokens"],
-              padding_side=protocol.padding_side, pad_to_max=True)
-    ids, mask = tok.encode_batch(split.sequences, max_len, **kw)
+def fit_both_strands(tok, sequences: list[str], max_len: int, add_special_tokens: bool) -> tuple[list[str], int]:
+    """Cut sequences so that both strands fit ``max_len`` tokens and cover the same bases.
+
+    A sequence whose forward or reverse-complement tokenization is too long keeps its
+    longest 5' prefix for which both fit (found by bisection on the number of bases); the
+    reverse-complement view is then the reverse complement of that same prefix. Returns
+    the (possibly cut) sequences and how many were cut.
+    """
+    fwd = token_lengths(tok, sequences, add_special_tokens)
+    rev = token_lengths(tok, sequences, add_special_tokens, reverse=True)
+    out, cut = list(sequences), 0
+    for i in np.flatnonzero((fwd > max_len) | (rev > max_len)):
+        seq = sequences[i]
+
+        def fits(n_bases: int) -> bool:
+            part = [seq[:n_bases]]
+            return (token_lengths(tok, part, add_special_tokens)[0] <= max_len
+                    and token_lengths(tok, part, add_special_tokens, reverse=True)[0] <= max_len)
+
+        lo, hi = 0, len(seq)            # fits(lo) holds, fits(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        out[i] = seq[:lo]
+        cut += 1
+    return out, cut
+
+
+def encode(tok, sequences: list[str], max_len: int, padding_side: str, add_special_tokens: bool,
+           rc: bool) -> tuple[dict, np.ndarray]:
+    """(ids, mask[, rc_ids, rc_mask]) as int64 numpy arrays padded to ``max_len``, and which
+    sequences were truncated. With ``rc`` both strands are encoded from the same bases
+    (:func:`fit_both_strands`); otherwise a long sequence keeps its first tokens."""
+    kw = dict(add_special_tokens=add_special_tokens, padding_side=padding_side, pad_to_max=True)
+    if rc:
+        fitted, _ = fit_both_strands(tok, sequences, max_len, add_special_tokens)
+        cut = np.asarray([len(a) != len(b) for a, b in zip(fitted, sequences)], dtype=bool)
+        sequences = fitted
+    else:
+        cut = token_lengths(tok, sequences, add_special_tokens) > max_len
+    ids, mask = tok.encode_batch(sequences, max_len, **kw)
     out = {"ids": np.asarray(ids, dtype=np.int64), "mask": np.asarray(mask, dtype=np.int64)}
     if rc:
-        rids, rmask = tok.encode_reverse_complement_batch(split.sequences, max_len, **kw)
+        rids, rmask = tok.encode_reverse_complement_batch(sequences, max_len, **kw)
         out["rc_ids"] = np.asarray(rids, dtype=np.int64)
         out["rc_mask"] = np.asarray(rmask, dtype=np.int64)
-    return out
+    return out, cut
+
+
+class TaskTokens:
+    """A task's splits tokenized once and shared by every run of a pack: token lengths per
+    split and strand, and the padded encodings, from which each run takes its rows (runs of
+    one grid point differ only in which train rows form their validation set)."""
+
+    def __init__(self, data: TaskData, tok, add_special_tokens: bool):
+        self.data, self.tok, self.special = data, tok, add_special_tokens
+        self._lengths, self._encoded = {}, {}
+
+    def splits(self) -> dict[str, Split]:
+        return {name: sp for name, sp in (("train", self.data.train), ("dev", self.data.dev),
+                                          ("test", self.data.test)) if sp is not None}
+
+    def lengths(self, both_strands: bool) -> dict[str, np.ndarray]:
+        out = {}
+        for name, sp in self.splits().items():
+            for reverse in ((False, True) if both_strands else (False,)):
+                key = f"{name}_rc" if reverse else name
+                if key not in self._lengths:
+                    self._lengths[key] = token_lengths(self.tok, sp.sequences, self.special, reverse=reverse)
+                out[key] = self._lengths[key]
+        return out
+
+    def view(self, split: Split, source: str, max_len: int, padding_side: str, rc: bool) -> tuple[dict, int]:
+        """Encodings of ``split`` (rows of the file ``source``) and how many were truncated."""
+        key = (source, max_len, padding_side, rc)
+        if key not in self._encoded:
+            self._encoded[key] = encode(self.tok, self.splits()[source].sequences, max_len, padding_side,
+                                        self.special, rc)
+        enc, cut = self._encoded[key]
+        if split.rows is None:
+            return enc, int(cut.sum())
+        return {k: v[split.rows] for k, v in enc.items()}, int(cut[split.rows].sum())
 
 
 # ----------------------------------------------------------------------------- train / eval
@@ -192,12 +276,37 @@ def evaluate(model, enc, split: Split, num_classes, batch_size, device, conjoin,
     return m, probs
 
 
-def _better(value, best, metric: str) -> bool:
-    if value is None:
-        return False
-    if best is None:
-        return True
-    return value < best if metric == "loss" else value > best
+class BestEpoch:
+    """Which epoch's weights a run keeps, and when it stops.
+
+    An epoch is a gain when its selection metric beats the best so far, or — with the
+    protocol's ``selection_tie_break == "loss"`` — ties it with a lower validation loss.
+    Early stopping needs ``patience`` epochs without gain *and* at least ``min_epochs``
+    epochs trained.
+    """
+
+    def __init__(self, metric: str, patience: int | None, min_epochs: int, tie_break: str):
+        self.metric, self.patience, self.min_epochs, self.tie_break = metric, patience, min_epochs, tie_break
+        self.value = self.loss = self.epoch = self.state = None
+        self.since = 0
+
+    def _gain(self, value, loss) -> bool:
+        if value is None:
+            return False
+        if self.value is None:
+            return True
+        if value == self.value:
+            return self.tie_break == "loss" and self.metric != "loss" and loss < self.loss
+        return value < self.value if self.metric == "loss" else value > self.value
+
+    def update(self, epoch: int, value, loss: float, model) -> bool:
+        """Record one epoch's validation result; True when training should stop."""
+        if self._gain(value, loss):
+            self.value, self.loss, self.epoch, self.since = value, loss, epoch, 0
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            return False
+        self.since += 1
+        return self.patience is not None and self.since >= self.patience and epoch >= self.min_epochs
 
 
 def _apply_lora(model, lora: dict, logger):
@@ -224,21 +333,9 @@ def _apply_lora(model, lora: dict, logger):
     return model
 
 
-def _train_one(data: TaskData, arch: str, tok, tok_name: str, work: Path, seed: int,
-               protocol: Protocol, pretrained, settings: dict, model_hparams: dict, logger) -> dict:
-    """Train + select + test into ``work`` (already a fresh folder). Returns metrics."""
-    import torch
-
-    from dnatok.models import build_classifier
-
-    t0 = time.time()
-    device = resolve_device(settings["device"])
-    if settings["threads"]:
-        torch.set_num_threads(int(settings["threads"]))
-    num_classes = data.num_classes
-    benchmark = data.info.get("benchmark")
-    # settings may override the protocol's selection metric and patience (explicit wins);
-    # say so loudly, because under the original protocol both are replayed quirks
+def _run_options(settings: dict, protocol: Protocol, benchmark, logger) -> dict:
+    """Selection metric, patience and strand options of a run; settings may override the
+    protocol (explicit wins), said loudly because under ``original`` these are quirks."""
     sel_metric = settings["select_metric"] or protocol.selection_metric_for(benchmark)
     if sel_metric != protocol.selection_metric_for(benchmark):
         logger.warning("settings select_metric=%s overrides protocol %s (%s)", sel_metric, protocol.name,
@@ -252,42 +349,66 @@ def _train_one(data: TaskData, arch: str, tok, tok_name: str, work: Path, seed: 
     if rc_aug and conjoin:
         logger.warning("conjoin averages both strands already: rc_aug turned off (as the study did)")
         rc_aug = False
+    return {"sel_metric": sel_metric, "patience": patience, "rc_aug": rc_aug, "conjoin": conjoin}
 
-    split_seed, train_seed = protocol.split_seed(seed), protocol.training_seed(seed)
+
+def _prepare_inputs(data: TaskData, arch: str, tokens: TaskTokens, seed: int, protocol: Protocol,
+                    settings: dict, opts: dict, model_hparams: dict, logger) -> dict:
+    """Validation split, token budget and the encoded splits of one run."""
+    from dnatok.architectures import min_tokens
+
+    split_seed = protocol.split_seed(seed)
     train, val, val_source = make_validation(data, split_seed, protocol.validation_from_train,
-                                             protocol.stratified_validation, settings["val_fraction"])
-    lengths = {name: token_lengths(tok, sp.sequences, settings["add_special_tokens"])
-               for name, sp in (("train", data.train), ("dev", data.dev), ("test", data.test)) if sp is not None}
-    max_len, len_rule = token_budget(data, lengths, protocol, settings)
-    truncated = {name: int((v > max_len).sum()) for name, v in lengths.items()}
-    if any(truncated.values()):
-        logger.warning("sequences longer than %d tokens are truncated: %s", max_len, truncated)
-    logger.info("task %s: train %d, validation %d (%s), test %d, %d classes; %d tokens (%s), %s padding",
-                data.info.get("name"), len(train), len(val), val_source, len(data.test), num_classes,
-                max_len, len_rule, protocol.padding_side)
-    need_rc = rc_aug or conjoin
+                                             protocol.validation_split_for(data.info.get("benchmark")),
+                                             settings["val_fraction"])
+    need_rc = opts["rc_aug"] or opts["conjoin"]
+    lengths = tokens.lengths(both_strands=need_rc)
+    max_len, len_rule = token_budget(data, lengths, protocol, settings, min_tokens(arch, model_hparams))
     with_mask = protocol.model_sees_padding_mask
     if with_mask and protocol.padding_side == "left" and arch in RECURRENT:
         raise UserError(f"{arch} reads its input in order, so with a padding mask it needs right padding; "
                         "left padding is only replayable without the mask (model_sees_padding_mask=false, "
                         "as in the original protocol)")
-    enc_train = encode(tok, train, max_len, protocol, settings, need_rc)
-    enc_val = encode(tok, val, max_len, protocol, settings, conjoin)
-    enc_test = encode(tok, data.test, max_len, protocol, settings, conjoin)
+    val_file = "dev" if val_source == "dev.csv" else "train"
+    side = protocol.padding_side
+    # one encoding per file serves train and validation rows alike, so with rc_aug the
+    # validation rows are encoded on both strands too (and counted as such when cut)
+    enc_train, cut_train = tokens.view(train, "train", max_len, side, need_rc)
+    enc_val, cut_val = tokens.view(val, val_file, max_len, side, need_rc if val_file == "train" else opts["conjoin"])
+    enc_test, cut_test = tokens.view(data.test, "test", max_len, side, opts["conjoin"])
+    # counted over every view the model reads (both strands where both are fed)
+    truncated = {"train": cut_train, "validation": cut_val, "test": cut_test}
+    if any(truncated.values()):
+        logger.warning("sequences longer than %d tokens are truncated (both strands alike): %s",
+                       max_len, truncated)
+    logger.info("task %s: train %d, validation %d (%s), test %d, %d classes; %d tokens (%s), %s padding",
+                data.info.get("name"), len(train), len(val), val_source, len(data.test), data.num_classes,
+                max_len, len_rule, protocol.padding_side)
+    return {"train": train, "val": val, "val_source": val_source, "enc_train": enc_train,
+            "enc_val": enc_val, "enc_test": enc_test, "max_len": max_len, "len_rule": len_rule,
+            "truncated": truncated, "with_mask": with_mask, "split_seed": split_seed}
 
-    seed_everything(train_seed)
-    complement_map = getattr(tok, "complement_map", None)
-    model = build_classifier(arch, num_labels=num_classes, vocab_size=tok.vocab_size,
+
+def _build_model(arch, tok, data: TaskData, protocol: Protocol, pretrained, settings, opts, max_len,
+                 model_hparams, device, logger):
+    from dnatok.models import build_classifier
+
+    model = build_classifier(arch, num_labels=data.num_classes, vocab_size=tok.vocab_size,
                              pad_token_id=tok.pad_id, pretrained=pretrained,
-                             complement_map=complement_map, pooling=protocol.pooling,
-                             conjoin=conjoin, max_len=max_len, **model_hparams)
+                             complement_map=getattr(tok, "complement_map", None), pooling=protocol.pooling,
+                             conjoin=opts["conjoin"], max_len=max_len, **model_hparams)
     if settings["lora"]:
         model = _apply_lora(model, settings["lora"], logger)
     model.to(device)
-    n_total, n_trainable = count_parameters(model)
-    logger.info("model %s: %d parameters (%d trainable), device %s, pretrained=%s",
-                arch, n_total, n_trainable, device, pretrained)
+    return model
 
+
+def _fit(model, inputs: dict, data: TaskData, train_seed: int, protocol: Protocol, settings: dict,
+         opts: dict, device, logger) -> tuple[BestEpoch, list, list]:
+    """The epoch loop: train, evaluate on validation, keep the best epoch, stop early."""
+    import torch
+
+    train, enc_train = inputs["train"], inputs["enc_train"]
     bs, epochs = int(settings["batch_size"]), int(settings["epochs"])
     steps_per_epoch = math.ceil(len(train) / bs)
     total_steps = steps_per_epoch * epochs
@@ -296,27 +417,26 @@ def _train_one(data: TaskData, arch: str, tok, tok_name: str, work: Path, seed: 
                                   weight_decay=float(settings["weight_decay"]))
     scheduler = cosine_with_warmup(optimizer, int(total_steps * settings["warmup_fraction"]),
                                    total_steps, float(settings["min_lr_ratio"]))
-
-    history, best, best_epoch, best_state, since_best = [], None, None, None, 0
-    collapsed_epochs = []
+    best = BestEpoch(opts["sel_metric"], opts["patience"], int(settings["min_epochs"]),
+                     protocol.selection_tie_break)
+    history, collapsed_epochs = [], []
     for epoch in range(1, epochs + 1):
         model.train()
         # shuffling and rc flips come from a generator keyed by (training seed, epoch):
         # reproducible and independent of anything else the run draws
         rng = np.random.default_rng([train_seed, epoch])
         order = rng.permutation(len(train))
-        flips = rng.random(len(train)) < 0.5 if rc_aug else None
+        flips = rng.random(len(train)) < 0.5 if opts["rc_aug"] else None
         bar = Progress(steps_per_epoch, f"epoch {epoch}/{epochs}", logger, settings["log_every"],
                        settings["progress"])
         loss_sum, seen = 0.0, 0
         for b in range(steps_per_epoch):
             idx = order[b * bs:(b + 1) * bs]
-            inputs = _batch_inputs(enc_train, idx, device, conjoin, with_mask,
-                                   flips[b * bs:(b + 1) * bs] if flips is not None else None)
+            batch = _batch_inputs(enc_train, idx, device, opts["conjoin"], inputs["with_mask"],
+                                  flips[b * bs:(b + 1) * bs] if flips is not None else None)
             y = torch.from_numpy(train.labels[idx]).to(device)
             with autocast(device):
-                out = model(**inputs, labels=y)
-            loss = out.loss
+                loss = model(**batch, labels=y).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings["grad_clip"]:
@@ -327,148 +447,169 @@ def _train_one(data: TaskData, arch: str, tok, tok_name: str, work: Path, seed: 
             seen += idx.size
             bar.update(loss=float(loss.detach()))
         bar.close()
-        vm, _ = evaluate(model, enc_val, val, num_classes, int(settings["eval_batch_size"]), device,
-                         conjoin, with_mask)
-        value = vm.get(sel_metric)
+        vm, _ = evaluate(model, inputs["enc_val"], inputs["val"], data.num_classes,
+                         int(settings["eval_batch_size"]), device, opts["conjoin"], inputs["with_mask"])
         if vm["predicted_classes"] < 2:
             collapsed_epochs.append(epoch)
             logger.warning("epoch %d: the model predicts a single class on validation (collapse)", epoch)
         history.append({"epoch": epoch, "train_loss": loss_sum / seen,
-                        **{k: vm[k] for k in ("loss", "accuracy", "mcc", "f1") if k in vm}})
+                        **{k: vm[k] for k in ("loss", "accuracy", "mcc", "f1_macro") if k in vm}})
         logger.info("epoch %d: train loss %.4f | validation loss %.4f acc %.4f mcc %.4f",
                     epoch, loss_sum / seen, vm["loss"], vm["accuracy"], vm["mcc"])
-        if _better(value, best, sel_metric):
-            best, best_epoch, since_best = value, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            since_best += 1
-            if patience is not None and since_best >= patience:
-                logger.info("early stop: validation %s has not improved for %d epochs", sel_metric, patience)
-                break
-    if best_state is None:   # selection metric undefined every epoch (e.g. auroc on one class)
-        best_epoch = len(history)
-        best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    val_m, _ = evaluate(model, enc_val, val, num_classes, int(settings["eval_batch_size"]), device, conjoin,
-                        with_mask)
+        if best.update(epoch, vm.get(opts["sel_metric"]), vm["loss"], model):
+            logger.info("early stop: validation %s has not improved for %d epochs", opts["sel_metric"],
+                        opts["patience"])
+            break
+    if best.state is None:   # selection metric undefined every epoch (e.g. auroc on one class)
+        best.epoch = len(history)
+        best.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return best, history, collapsed_epochs
+
+
+def _write_predictions(path: Path, test: Split, probs: np.ndarray) -> None:
+    preds = probs.argmax(axis=1)
+    with open(path, "w") as fh:
+        fh.write("\t".join(["id", "label", "pred"] + [f"prob_{k}" for k in range(probs.shape[1])]) + "\n")
+        for i in range(len(test)):
+            row = "\t".join(f"{p:.6f}" for p in probs[i])
+            fh.write(f"{test.ids[i]}\t{test.labels[i]}\t{preds[i]}\t{row}\n")
+
+
+def _train_one(data: TaskData, arch: str, tokens: TaskTokens, tok_name: str, work: Path, seed: int,
+               protocol: Protocol, pretrained, settings: dict, model_hparams: dict, logger) -> dict:
+    """Train + select the best epoch + test once, into ``work`` (a fresh folder)."""
+    tok = tokens.tok
+    import torch
+
+    t0 = time.time()
+    device = resolve_device(settings["device"])
+    if settings["threads"]:
+        torch.set_num_threads(int(settings["threads"]))
+    benchmark = data.info.get("benchmark")
+    opts = _run_options(settings, protocol, benchmark, logger)
+    inputs = _prepare_inputs(data, arch, tokens, seed, protocol, settings, opts, model_hparams, logger)
+    train_seed = protocol.training_seed(seed)
+    seed_everything(train_seed)
+    model = _build_model(arch, tok, data, protocol, pretrained, settings, opts, inputs["max_len"],
+                         model_hparams, device, logger)
+    n_total, n_trainable = count_parameters(model)
+    logger.info("model %s: %d parameters (%d trainable), device %s, pretrained=%s",
+                arch, n_total, n_trainable, device, pretrained)
+    best, history, collapsed_epochs = _fit(model, inputs, data, train_seed, protocol, settings, opts,
+                                           device, logger)
+    model.load_state_dict(best.state)
+    eval_bs = int(settings["eval_batch_size"])
+    val_m, _ = evaluate(model, inputs["enc_val"], inputs["val"], data.num_classes, eval_bs, device,
+                        opts["conjoin"], inputs["with_mask"])
     # the single test evaluation of the run, with the selected weights
-    test_m, test_probs = evaluate(model, enc_test, data.test, num_classes, int(settings["eval_batch_size"]),
-                                  device, conjoin, with_mask,
-                                  per_batch_mcc=bs if protocol.report_per_batch_mcc else None)
-    collapsed = val_m["predicted_classes"] < 2
-    note = ""
-    if collapsed:
-        note = f"selected model (epoch {best_epoch}) predicts a single class on validation"
-    elif collapsed_epochs:
-        note = f"single-class validation predictions at epochs {collapsed_epochs}; selected epoch is not"
-    if collapsed:
-        logger.warning("COLLAPSED: %s", note)
-
-    preds = test_probs.argmax(axis=1)
-    with open(work / "predictions.tsv", "w") as fh:
-        fh.write("\t".join(["id", "label", "pred"] + [f"prob_{k}" for k in range(test_probs.shape[1])]) + "\n")
-        for i in range(len(data.test)):
-            probs = "\t".join(f"{p:.6f}" for p in test_probs[i])
-            fh.write(f"{data.test.ids[i]}\t{data.test.labels[i]}\t{preds[i]}\t{probs}\n")
-
+    test_m, test_probs = evaluate(model, inputs["enc_test"], data.test, data.num_classes, eval_bs, device,
+                                  opts["conjoin"], inputs["with_mask"],
+                                  per_batch_mcc=int(settings["batch_size"]) if protocol.report_per_batch_mcc else None)
+    _write_predictions(work / "predictions.tsv", data.test, test_probs)
     wall = time.time() - t0
-    hyper = {
-        "learning_rate": float(settings["learning_rate"]), "batch_size": bs, "epochs": epochs,
-        "rc_aug": rc_aug, "conjoin": conjoin, "weight_decay": float(settings["weight_decay"]),
-        "warmup_fraction": settings["warmup_fraction"], "min_lr_ratio": settings["min_lr_ratio"],
-        "grad_clip": settings["grad_clip"], "max_tokens": max_len, "length_rule": len_rule,
-        "padding_side": protocol.padding_side, "pooling": protocol.pooling,
-        "padding_mask_to_model": with_mask,
-        "selection_metric": sel_metric, "early_stopping_patience": patience,
-        "add_special_tokens": settings["add_special_tokens"], "lora": settings["lora"],
-        "model": dict(model_hparams),
-    }
-    strip = ("predicted_classes",)
-    metrics = {
-        "benchmark": benchmark,
-        "task": data.info.get("name"),
-        "category": data.info.get("category"),
-        "model": settings["model_name"] or arch,
-        "architecture": arch,
-        "tokenizer": tok_name,
-        "seed": int(seed),
-        "split_seed": split_seed,
-        "training_seed": train_seed,
-        "protocol": protocol.name,
-        "protocol_fields": protocol.to_dict(),
-        "pretrained": str(pretrained) if pretrained else None,
-        "validation_source": val_source,
-        "n_train": len(train), "n_validation": len(val), "n_test": len(data.test),
-        "test": {k: v for k, v in test_m.items() if k not in strip},
-        "validation": {k: v for k, v in val_m.items() if k not in strip},
-        "selection_metric": sel_metric,
-        "hyperparameters": hyper,
-        "collapsed": bool(collapsed),
-        "collapse_note": note,
-        "epochs_run": len(history),
-        "best_epoch": best_epoch,
-        "history": history,
-        "truncated_sequences": truncated,
-        "device": str(device),
-        "n_params": n_total,
-        "n_trainable_params": n_trainable,
-        "wall_time_s": round(wall, 3),
-    }
+    run = {"seed": seed, "train_seed": train_seed, "benchmark": benchmark, "best": best, "history": history,
+           "collapsed_epochs": collapsed_epochs, "val_m": val_m, "test_m": test_m, "wall": wall,
+           "device": device, "n_params": (n_total, n_trainable)}
+    metrics = _metrics_record(data, arch, tok_name, protocol, pretrained, settings, opts, inputs,
+                              model_hparams, run)
+    if metrics["collapsed"]:
+        logger.warning("COLLAPSED: %s", metrics["collapse_note"])
     write_json(work / "metrics.json", metrics)
     write_json(work / "provenance.json", provenance(
         stage="finetune", task_dir=str(data.path), protocol=protocol.to_dict(), settings=settings,
         model_hparams=model_hparams, seed=int(seed), device=str(device), wall_time_s=round(wall, 3),
         threads=torch.get_num_threads(), tokenizer=tok_name, pretrained=str(pretrained) if pretrained else None))
     logger.info("test: mcc %.4f accuracy %.4f (best epoch %d of %d, %.1fs)", test_m["mcc"],
-                test_m["accuracy"], best_epoch, len(history), wall)
+                test_m["accuracy"], best.epoch, len(history), wall)
     return metrics
 
 
-def _run_grid(data, arch, tok, tok_name, work: Path, seed, protocol, pretrained, settings,
-              model_hparams, logger) -> dict:
-    """Small learning-rate x batch-size sweep; the winner is chosen on validation
-    (``select_on="test"`` is the study's practice and allowed only under ``original``)."""
-    grid = settings["grid"]
-    select_on = settings["select_on"]
-    if select_on == "test" and protocol.hyperparameter_selection != "test":
-        raise UserError("select_on='test' picks hyperparameters by test score; it is allowed only under "
-                        "the original protocol (to measure that quirk)")
-    lrs = grid.get("learning_rate", [settings["learning_rate"]])
-    bss = grid.get("batch_size", [settings["batch_size"]])
-    if set(grid) - {"learning_rate", "batch_size"}:
-        raise UserError(f"grid supports learning_rate and batch_size, got {sorted(grid)}")
-    runs = []
-    for lr in lrs:
-        for bs in bss:
-            sub = work / "grid" / f"lr{lr:g}_bs{int(bs)}"
-            sub.mkdir(parents=True)
-            one = {**settings, "grid": None, "learning_rate": float(lr), "batch_size": int(bs)}
-            logger.info("grid point lr=%g batch_size=%d", lr, bs)
-            m = _train_one(data, arch, tok, tok_name, sub, seed, protocol, pretrained, one,
-                           model_hparams, logger)
-            runs.append((sub, m))
-    sel = runs[0][1]["selection_metric"]
-    key = "validation" if select_on == "validation" else "test"
+def _metrics_record(data, arch, tok_name, protocol, pretrained, settings, opts, inputs, model_hparams,
+                    run) -> dict:
+    """The content of metrics.json."""
+    best, val_m, test_m = run["best"], run["val_m"], run["test_m"]
+    collapsed = val_m["predicted_classes"] < 2
+    note = ""
+    if collapsed:
+        note = f"selected model (epoch {best.epoch}) predicts a single class on validation"
+    elif run["collapsed_epochs"]:
+        note = f"single-class validation predictions at epochs {run['collapsed_epochs']}; selected epoch is not"
+    hyper = {
+        "learning_rate": float(settings["learning_rate"]), "batch_size": int(settings["batch_size"]),
+        "epochs": int(settings["epochs"]), "rc_aug": opts["rc_aug"], "conjoin": opts["conjoin"],
+        "weight_decay": float(settings["weight_decay"]), "warmup_fraction": settings["warmup_fraction"],
+        "min_lr_ratio": settings["min_lr_ratio"], "grad_clip": settings["grad_clip"],
+        "max_tokens": inputs["max_len"], "length_rule": inputs["len_rule"],
+        "padding_side": protocol.padding_side, "pooling": protocol.pooling,
+        "padding_mask_to_model": inputs["with_mask"], "selection_metric": opts["sel_metric"],
+        "early_stopping_patience": opts["patience"], "min_epochs": int(settings["min_epochs"]),
+        "add_special_tokens": settings["add_special_tokens"], "lora": settings["lora"],
+        "model": dict(model_hparams),
+    }
+    strip = ("predicted_classes",)
+    return {
+        "benchmark": run["benchmark"], "task": data.info.get("name"), "category": data.info.get("category"),
+        "model": settings["model_name"] or arch, "architecture": arch, "tokenizer": tok_name,
+        "seed": int(run["seed"]), "split_seed": inputs["split_seed"], "training_seed": run["train_seed"],
+        "protocol": protocol.name, "protocol_fields": protocol.to_dict(),
+        "pretrained": str(pretrained) if pretrained else None, "validation_source": inputs["val_source"],
+        "n_train": len(inputs["train"]), "n_validation": len(inputs["val"]), "n_test": len(data.test),
+        "test": {k: v for k, v in test_m.items() if k not in strip},
+        "validation": {k: v for k, v in val_m.items() if k not in strip},
+        "selection_metric": opts["sel_metric"], "hyperparameters": hyper,
+        "collapsed": bool(collapsed), "collapse_note": note,
+        "epochs_run": len(run["history"]), "best_epoch": best.epoch, "history": run["history"],
+        "truncated_sequences": inputs["truncated"], "device": str(run["device"]),
+        "n_params": run["n_params"][0], "n_trainable_params": run["n_params"][1],
+        "wall_time_s": round(run["wall"], 3),
+    }
 
-    def score(m):
-        v = m[key].get(sel)
-        if v is None:
-            return -math.inf
-        return -v if sel == "loss" else v
 
-    best_dir, best = max(runs, key=lambda r: score(r[1]))   # first wins ties (grid order)
-    for name in ("predictions.tsv", "provenance.json"):
-        shutil.copy(best_dir / name, work / name)
-    metrics = copy.deepcopy(best)
-    metrics["hyperparameter_selection"] = ("test (original protocol quirk)" if select_on == "test"
-                                           else "validation")
-    metrics["grid"] = [{"learning_rate": m["hyperparameters"]["learning_rate"],
-                        "batch_size": m["hyperparameters"]["batch_size"],
-                        f"validation_{sel}": m["validation"].get(sel), f"test_{sel}": m["test"].get(sel),
-                        "dir": str(d.relative_to(work))} for d, m in runs]
-    metrics["wall_time_s"] = round(sum(m["wall_time_s"] for _, m in runs), 3)
-    write_json(work / "metrics.json", metrics)
-    return metrics
+def _run_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ("metrics.json", "predictions.tsv", "provenance.json"))
+
+
+def finetune_seeds(task_dir, arch: str, tokenizer, out_root, seeds, protocol="corrected",
+                   pretrained=None, settings: dict | None = None, model_hparams: dict | None = None,
+                   task=None, log=None) -> list[dict]:
+    """Fine-tune one grid point for several seeds in one process: the task is read and the
+    tokenizer loaded once; each run goes to ``out_root/seed{N}`` exactly as :func:`finetune`
+    would write it alone (same files, same numbers). A run folder that is already complete
+    is kept and skipped, so a restarted job continues with the runs it had not finished."""
+    protocol = get_protocol(protocol)
+    settings = resolve_settings(settings)
+    model_hparams = dict(model_hparams or {})
+    pretrained = str(pretrained) if pretrained else None
+    if pretrained and not Path(pretrained).is_dir():
+        raise UserError(f"pretrained model folder {pretrained} does not exist")
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise UserError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    data = load_task(task_dir, task)
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    results = []
+    tokens = None
+    for seed in seeds:
+        folder = out_root / f"seed{int(seed)}"
+        if _run_complete(folder):
+            results.append(json.loads((folder / "metrics.json").read_text()))
+            if log:
+                log(f"seed {seed}: complete run kept ({folder})")
+            continue
+        with atomic_path(folder, is_dir=True) as work:
+            logger = make_logger(f"dnatok.finetune.{id(work)}", work / "train.log")
+            try:
+                if tokens is None:
+                    tok, tok_name = resolve_tokenizer(tokenizer, out_root / ".tokenizer")
+                    tokens = TaskTokens(data, tok, settings["add_special_tokens"])
+                logger.info("finetune %s / %s / %s seed %d, protocol %s", data.info.get("name"), arch,
+                            tok_name, seed, protocol.name)
+                results.append(_train_one(data, arch, tokens, tok_name, work, int(seed), protocol, pretrained,
+                                          settings, model_hparams, logger))
+            finally:
+                close_logger(logger)
+    shutil.rmtree(out_root / ".tokenizer", ignore_errors=True)
+    return results
 
 
 def finetune(task_dir, arch: str, tokenizer, out_dir, seed: int, protocol="corrected",
@@ -496,12 +637,9 @@ def finetune(task_dir, arch: str, tokenizer, out_dir, seed: int, protocol="corre
             tok, tok_name = resolve_tokenizer(tokenizer, work / "tokenizer")
             logger.info("finetune %s / %s / %s seed %d, protocol %s", data.info.get("name"), arch,
                         tok_name, seed, protocol.name)
-            if settings["grid"]:
-                metrics = _run_grid(data, arch, tok, tok_name, work, seed, protocol, pretrained,
-                                    settings, model_hparams, logger)
-            else:
-                metrics = _train_one(data, arch, tok, tok_name, work, seed, protocol, pretrained,
-                                     settings, model_hparams, logger)
+            tokens = TaskTokens(data, tok, settings["add_special_tokens"])
+            metrics = _train_one(data, arch, tokens, tok_name, work, seed, protocol, pretrained,
+                                 settings, model_hparams, logger)
         finally:
             close_logger(logger)
     return metrics

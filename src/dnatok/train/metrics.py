@@ -82,11 +82,12 @@ def binary_auroc(labels, scores) -> float | None:
 def classification_metrics(labels, preds, probs=None, num_classes: int | None = None) -> dict:
     """Metrics of one whole evaluation set.
 
-    Keys: ``n``, ``accuracy``, ``mcc``, ``f1``, ``precision``, ``recall`` (macro
-    averages over the classes present in labels or predictions, as scikit-learn's
-    default; a class never predicted gets precision 0), ``specificity`` (binary:
-    true-negative rate of class 0) and ``auroc`` (binary, needs ``probs``; None
-    when undefined). ``probs`` is an (n, K) array of class probabilities.
+    Keys: ``n``, ``accuracy``, ``mcc``, ``f1_macro``, ``precision``, ``recall`` (macro
+    averages over the classes present in labels or predictions; a class never
+    predicted gets precision 0), for binary tasks ``f1_binary`` (F1 of the positive
+    class 1, the study's published binary F1: scikit-learn's ``average="binary"``),
+    ``specificity`` (true-negative rate of class 0) and ``auroc`` (needs ``probs``;
+    None when undefined). ``probs`` is an (n, K) array of class probabilities.
     """
     labels = np.asarray(labels, dtype=np.int64).ravel()
     preds = np.asarray(preds, dtype=np.int64).ravel()
@@ -106,13 +107,14 @@ def classification_metrics(labels, preds, probs=None, num_classes: int | None = 
         "n": int(labels.size),
         "accuracy": float(tp.sum() / labels.size),
         "mcc": mcc_from_confusion(cm),
-        "f1": float(f1[present].mean()),
+        "f1_macro": float(f1[present].mean()),
         "precision": float(precision[present].mean()),
         "recall": float(recall[present].mean()),
     }
     if k <= 2 and (num_classes in (None, 2)):
         negatives = cm[0].sum() if k > 0 else 0
         out["specificity"] = float(cm[0, 0] / negatives) if negatives else 0.0
+        out["f1_binary"] = float(f1[1]) if k == 2 else 0.0
         if probs is not None:
             probs = np.asarray(probs, dtype=np.float64)
             score = probs[:, 1] if probs.ndim == 2 else probs

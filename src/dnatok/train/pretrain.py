@@ -69,6 +69,11 @@ DEFAULT_PRETRAIN_SETTINGS = {
 
 _VALID_KEY = 7_777_777   # separates the validation windows' generator from training steps
 
+# Settings that change how a run is executed or logged, never its weights: a checkpoint
+# written under other values of these may be resumed.
+RUNTIME_KEYS = ("threads", "device", "max_steps_this_run", "progress", "log_every", "eval_every",
+                "checkpoint_every", "keep_checkpoints")
+
 
 def resolve_pretrain_settings(settings: dict | None) -> dict:
     settings = dict(settings or {})
@@ -192,6 +197,58 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def content_fingerprint(path) -> str:
+    """sha256 of a file, or of a folder's files (relative names and bytes, in sorted order)."""
+    import hashlib
+
+    from dnatok.data.validate import sha256_file
+
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(path).as_posix().encode() + b"\0" + sha256_file(f).encode())
+    return digest.hexdigest()
+
+
+def run_identity(arch: str, objective: str, settings: dict, model_hparams: dict, tokenizer_dir,
+                 train_fasta, valid_fasta) -> dict:
+    """Everything that decides a run's weights: every resolved setting but the run-time
+    ones, the model, the tokenizer's content and the training data's content. A checkpoint
+    is resumed only under the identity that wrote it."""
+    return {"arch": arch, "objective": objective, "model_hparams": dict(model_hparams),
+            "settings": {k: v for k, v in sorted(settings.items()) if k not in RUNTIME_KEYS},
+            "tokenizer_sha256": content_fingerprint(tokenizer_dir),
+            "train_fasta_sha256": content_fingerprint(train_fasta),
+            "valid_fasta_sha256": content_fingerprint(valid_fasta)}
+
+
+def _identity_diff(old: dict, new: dict) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    out = []
+    for k in keys:
+        if isinstance(old.get(k), dict) and isinstance(new.get(k), dict):
+            out += [f"{k}.{d}" for d in _identity_diff(old[k], new[k])]
+        elif old.get(k) != new.get(k):
+            out.append(f"{k}: {old.get(k)!r} -> {new.get(k)!r}")
+    return out
+
+
+def set_aside_stale(out_dir: Path, ckpt_dir: Path, latest: Path, old: dict, new: dict, logger) -> None:
+    """Move checkpoints and the train log of a different run out of the way (kept, not
+    deleted) so training starts from step 0."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = out_dir / f"stale-{stamp}"
+    aside.mkdir(parents=True, exist_ok=True)
+    os.replace(ckpt_dir, aside / "checkpoints")
+    if (out_dir / "train_log.tsv").is_file():
+        os.replace(out_dir / "train_log.tsv", aside / "train_log.tsv")
+    changed = _identity_diff(old if isinstance(old, dict) else {}, new)
+    logger.warning("checkpoint %s was written by a different run (%s); moved to %s, training starts "
+                   "from step 0", latest, "; ".join(changed) or "identity format changed", aside)
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     found = sorted(ckpt_dir.glob("step*.pt"), key=lambda p: int(p.stem[4:]))
     return found[-1] if found else None
@@ -311,17 +368,17 @@ def pretrain(arch: str, tokenizer_dir, train_fasta, valid_fasta, out_dir, settin
         warmup = settings["warmup_steps"]
         warmup = int(warmup) if warmup is not None else int(max_steps * settings["warmup_fraction"])
         scheduler = cosine_with_warmup(optimizer, warmup, max_steps, float(settings["min_lr_ratio"]))
-        identity = {"arch": arch, "objective": objective, "tokenizer_vocab": tok.vocab_size,
-                    "model_hparams": model_hparams, "seq_len": int(settings["seq_len"]),
-                    "global_batch_size": gbs, "seed": seed, "max_steps": max_steps}
+        identity = run_identity(arch, objective, settings, model_hparams, tokenizer_dir, train_fasta,
+                                valid_fasta)
 
         step = 0
         latest = latest_checkpoint(ckpt_dir)
-        if latest is not None:
-            state = torch.load(latest, map_location="cpu", weights_only=False)
-            if state["identity"] != identity:
-                raise UserError(f"checkpoint {latest} belongs to a different run "
-                                f"({state['identity']} != {identity}); remove {ckpt_dir} to start over")
+        state = torch.load(latest, map_location="cpu", weights_only=False) if latest is not None else None
+        if state is not None and state.get("identity") != identity:
+            if is_main:
+                set_aside_stale(out_dir, ckpt_dir, latest, state.get("identity"), identity, logger)
+            state = None
+        if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -431,7 +488,7 @@ def pretrain(arch: str, tokenizer_dir, train_fasta, valid_fasta, out_dir, settin
                 stage="pretrain", arch=arch, tokenizer=str(tokenizer_dir), train_fasta=str(train_fasta),
                 valid_fasta=str(valid_fasta), settings=settings, model_hparams=model_hparams,
                 device=str(device), world_size=world, wall_time_s_last_invocation=round(wall, 3),
-                summary=summary))
+                summary=summary, identity=identity))
             logger.info("pretraining done: %d steps, final valid loss %.4f, model in %s", step,
                         summary["final_valid_loss"], out_dir)
         elif not finished:

@@ -8,8 +8,10 @@ configuration (Caduceus-based code: ``train.seed: 2222``; the seed loop only set
 ``dataset.train_val_split_seed``; ``padding_side: left``; per-task ``max_length``
 300 for the 70-bp core promoters; token ids fed without an attention mask and
 ``decoder: pool`` averaging every position;
-the validation set a ``random_split`` of 10% of train even where GUE ships a dev
-split; checkpoint monitor ``val/accuracy`` for Genomic Benchmarks and
+the validation set 10% of train even where GUE ships a dev split, drawn by
+``torch.utils.data.random_split`` for Genomic Benchmarks and GUE and by Hugging
+Face ``datasets``' ``train_test_split(test_size=0.1, seed=seed)`` for Nucleotide
+Transformer tasks; checkpoint monitor ``val/accuracy`` for Genomic Benchmarks and
 ``val/mcc`` for GUE and Nucleotide Transformer; hyperparameters then picked by
 test score in the analysis).
 
@@ -22,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from dnatok.errors import UserError
+from dnatok.train.splits import VALIDATION_SPLITS, validation_split_method
 
 # The study fixed the training seed to this value and varied only the split seed.
 STUDY_TRAINING_SEED = 2222
@@ -37,9 +40,13 @@ class Protocol:
     # else a held-out fraction of train. True: always held out of train (the study
     # ignored GUE's dev.csv and split train 90/10 by the split seed).
     validation_from_train: bool
-    # Held-out validation rows stratified by class (True) or a plain random split
-    # (False: the study's torch.utils.data.random_split, reproduced row for row).
-    stratified_validation: bool
+    # How held-out validation rows are drawn (see splits.VALIDATION_SPLITS):
+    # "stratified" by class; "torch_random_split" (torch.utils.data.random_split,
+    # validation part first); "datasets_train_test_split" (Hugging Face datasets'
+    # Dataset.train_test_split, its "test" part); "by_benchmark" = the study's rule:
+    # datasets' split for Nucleotide Transformer tasks, torch's for everything else.
+    # The two replayed splits reproduce the study's rows exactly.
+    validation_split: str
     # Sequence budget. "true": the task's real longest sequence, counted in tokens
     # of the tokenizer in use. "study": registry Task.study_len used as the padded
     # length in *tokens* whatever the tokenizer (so a BPE run reads up to study_len
@@ -61,9 +68,14 @@ class Protocol:
     # Stop when the selection metric has not improved for this many epochs; None
     # trains all epochs (the study).
     early_stopping_patience: int | None
+    # An epoch that only ties the best selection metric: "first" keeps the earlier one
+    # (the study's checkpoint callback); "loss" counts it as a gain when its validation
+    # loss is lower, so a model sitting at MCC 0 while its loss falls is not stopped
+    # early for lack of "improvement" (a bias against slow starters, e.g. char models).
+    selection_tie_break: str
     # How hyperparameters were chosen across runs: "validation" or "test" (the
     # study's analysis picked the best test score). Recorded here; the selection
-    # itself happens in stats (and in finetune's optional grid, see select_on).
+    # itself is the `select` stage (dnatok.stats.select.rule_for_protocol).
     hyperparameter_selection: str
     # Also record the study's faulty per-batch MCC average next to the true MCC.
     report_per_batch_mcc: bool
@@ -82,18 +94,23 @@ class Protocol:
             return "accuracy" if benchmark == "gb" else "mcc"
         return self.selection_metric
 
+    def validation_split_for(self, benchmark: str | None) -> str:
+        """The concrete held-out split method for a task of ``benchmark``."""
+        return validation_split_method(self.validation_split, benchmark)
+
 
 ORIGINAL = Protocol(
     name="original",
     fixed_training_seed=STUDY_TRAINING_SEED,
     validation_from_train=True,
-    stratified_validation=False,
+    validation_split="by_benchmark",
     length_rule="study",
     padding_side="left",
     model_sees_padding_mask=False,
     pooling="mean_all",
     selection_metric="by_benchmark",
     early_stopping_patience=None,
+    selection_tie_break="first",
     hyperparameter_selection="test",
     report_per_batch_mcc=True,
 )
@@ -102,26 +119,41 @@ CORRECTED = Protocol(
     name="corrected",
     fixed_training_seed=None,
     validation_from_train=False,
-    stratified_validation=True,
+    validation_split="stratified",
     length_rule="true",
     padding_side="right",
     model_sees_padding_mask=True,
     pooling="mean",
     selection_metric="mcc",
     early_stopping_patience=3,
+    selection_tie_break="loss",
     hyperparameter_selection="validation",
     report_per_batch_mcc=False,
 )
 
 PROTOCOLS = {p.name: p for p in (ORIGINAL, CORRECTED)}
 
+# Fine-tuning settings a protocol decides itself. Under `original`, checkpoint selection
+# (by benchmark) and training every epoch are part of what is replayed, so a config's
+# select_metric / patience / min_epochs (meant for `corrected`) do not reach its runs.
+FIXED_SETTINGS = {"original": ("select_metric", "patience", "min_epochs"), "corrected": ()}
+
+
+def settings_for(protocol: str, settings: dict) -> dict:
+    """``settings`` without the ones protocol ``protocol`` fixes itself (see FIXED_SETTINGS)."""
+    if protocol not in FIXED_SETTINGS:
+        raise UserError(f"unknown protocol {protocol!r}; known: {', '.join(FIXED_SETTINGS)}")
+    return {k: v for k, v in settings.items() if k not in FIXED_SETTINGS[protocol]}
+
 _CHOICES = {
     "length_rule": ("true", "study"),
     "padding_side": ("left", "right"),
     "pooling": ("mean", "mean_all"),
     "hyperparameter_selection": ("validation", "test"),
+    "selection_tie_break": ("first", "loss"),
+    "validation_split": VALIDATION_SPLITS,
 }
-SELECTION_METRICS = ("by_benchmark", "mcc", "accuracy", "f1", "auroc", "loss")
+SELECTION_METRICS = ("by_benchmark", "mcc", "accuracy", "f1_macro", "auroc", "loss")
 
 
 def validate(p: Protocol) -> Protocol:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,30 @@ from dnatok.registry import Task, task_from_path
 
 SPLIT_FILES = ("train", "dev", "test")
 
+# How a held-out validation set is drawn from train (Protocol.validation_split).
+# "by_benchmark" is the study's rule, resolved per task by validation_split_method.
+VALIDATION_SPLITS = ("stratified", "torch_random_split", "datasets_train_test_split", "by_benchmark")
+_SPLIT_LABELS = {
+    "stratified": "stratified",
+    "torch_random_split": "random (torch random_split)",
+    "datasets_train_test_split": "random (datasets train_test_split)",
+}
+
+
+def validation_split_method(rule: str, benchmark: str | None) -> str:
+    """The concrete split method for ``rule`` on a task of ``benchmark``.
+
+    ``by_benchmark`` follows the study: its Nucleotide Transformer tasks were split
+    by Hugging Face ``datasets`` (``Dataset.train_test_split(test_size, seed)``), its
+    Genomic Benchmarks and GUE tasks (and any unknown task) by
+    ``torch.utils.data.random_split``.
+    """
+    if rule not in VALIDATION_SPLITS:
+        raise UserError(f"validation split {rule!r}: expected one of {VALIDATION_SPLITS}")
+    if rule == "by_benchmark":
+        return "datasets_train_test_split" if benchmark == "nt" else "torch_random_split"
+    return rule
+
 
 @dataclass
 class Split:
@@ -27,13 +52,17 @@ class Split:
     sequences: list[str]
     labels: np.ndarray          # int64
     ids: list[str]
+    # rows of the file this split was taken from (None: all of them, in order), so that
+    # work done once per file (tokenization) can be reused for any subset
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def subset(self, index) -> "Split":
         index = np.asarray(index, dtype=np.int64)
-        return Split([self.sequences[i] for i in index], self.labels[index], [self.ids[i] for i in index])
+        rows = index if self.rows is None else self.rows[index]
+        return Split([self.sequences[i] for i in index], self.labels[index], [self.ids[i] for i in index], rows)
 
 
 @dataclass
@@ -49,8 +78,13 @@ class TaskData:
         return int(self.info["num_classes"])
 
 
-def read_split_csv(path: Path, split: str) -> Split:
-    """Read a ``sequence,label[,id]`` CSV; a bad row raises DataError(path, line)."""
+def read_split_csv(path: Path, split: str, num_classes: int | None = None,
+                   declared_by: str | None = None) -> Split:
+    """Read a ``sequence,label[,id]`` CSV; a bad row raises DataError(path, line).
+
+    With ``num_classes``, a label outside 0..num_classes-1 is such an error too;
+    ``declared_by`` (e.g. ``"2-class task mouse_3 (registry)"``) says whose count it is.
+    """
     path = Path(path)
     seqs, labels, ids = [], [], []
     with open(path, newline="") as fh:
@@ -77,6 +111,9 @@ def read_split_csv(path: Path, split: str) -> Split:
                 raise DataError(path, line, f"label {row[i_lab]!r} is not an integer") from None
             if lab < 0:
                 raise DataError(path, line, f"negative label {lab}")
+            if num_classes is not None and lab >= num_classes:
+                raise DataError(path, line, f"label {lab} out of range for a "
+                                f"{declared_by or f'{num_classes}-class task'}: labels are 0..{num_classes - 1}")
             seqs.append(seq)
             labels.append(lab)
             ids.append(row[i_id] if i_id is not None else f"{split}_{len(ids)}")
@@ -109,41 +146,61 @@ def load_task(task_dir, task: "Task | dict | None" = None) -> TaskData:
     for needed in ("train", "test"):
         if not (task_dir / f"{needed}.csv").is_file():
             raise UserError(f"{task_dir} has no {needed}.csv (expected train.csv, [dev.csv,] test.csv)")
-    train = read_split_csv(task_dir / "train.csv", "train")
-    test = read_split_csv(task_dir / "test.csv", "test")
-    dev = read_split_csv(task_dir / "dev.csv", "dev") if (task_dir / "dev.csv").is_file() else None
     info = task_info(task_dir, task)
     info.setdefault("name", task_dir.name)
     info.setdefault("benchmark", None)
     info.setdefault("category", None)
-    seen = max(int(s.labels.max()) for s in (train, test, dev) if s is not None) + 1
     declared = info.get("num_classes")
-    if declared is not None and seen > int(declared):
-        raise DataError(task_dir / "train.csv", None, f"labels reach {seen - 1} but the task declares "
-                        f"{declared} classes")
-    info["num_classes"] = int(declared or seen)
-    true_max = max(len(s) for sp in (train, test, dev) if sp is not None for s in sp.sequences)
+    declared = int(declared) if declared is not None else None
+    source = ("given task" if task is not None else
+              "task.json" if (task_dir / "task.json").is_file() else
+              f"registry {info['benchmark']}/{info['name']}")
+    declared_by = f"{declared}-class task {info['name']} ({source})" if declared is not None else None
+    # every row is checked against the declared class count as it is read, so an
+    # out-of-range label is reported at its own file and line
+    splits = {name: read_split_csv(task_dir / f"{name}.csv", name, declared, declared_by)
+              for name in SPLIT_FILES if (task_dir / f"{name}.csv").is_file()}
+    train, test, dev = splits["train"], splits["test"], splits.get("dev")
+    seen = max(int(s.labels.max()) for s in splits.values()) + 1
+    info["num_classes"] = declared if declared is not None else seen
+    true_max = max(len(s) for sp in splits.values() for s in sp.sequences)
     info.setdefault("max_len", true_max)
     info["observed_max_len"] = true_max
     return TaskData(task_dir, train, test, dev, info)
 
 
-def holdout_split(labels, fraction: float, seed: int, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(labels, fraction: float, seed: int, method: "str | bool" = "stratified", *,
+                  stratified: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, validation) holding out ``fraction`` of the rows.
 
-    ``stratified=True``: per class, a seeded permutation and the first
-    ``round(fraction * n_class)`` rows (at least one when the class has two or more)
-    go to validation, so every class is represented in the same proportion.
-    ``stratified=False``: exactly ``torch.utils.data.random_split(rows, [fraction,
-    1 - fraction], generator=torch.Generator().manual_seed(seed))`` with validation
-    first, i.e. the study's split, row for row.
-    Both sorted, so downstream order depends only on the training seed.
+    ``method`` (``stratified=True/False`` is the older spelling of
+    ``"stratified"`` / ``"torch_random_split"``):
+
+    - ``"stratified"``: per class, a seeded permutation and the first
+      ``round(fraction * n_class)`` rows (at least one when the class has two or
+      more) go to validation, so every class is represented in the same proportion.
+    - ``"torch_random_split"``: exactly ``torch.utils.data.random_split(rows,
+      [fraction, 1 - fraction], generator=torch.Generator().manual_seed(seed))``
+      with validation first: the study's split for Genomic Benchmarks and GUE.
+    - ``"datasets_train_test_split"``: the rows Hugging Face ``datasets`` puts in
+      the "test" part of ``Dataset.train_test_split(test_size=fraction, seed=seed)``:
+      the study's split for Nucleotide Transformer tasks. Re-implemented here:
+      ``ceil(fraction * n)`` rows (the float product, as datasets computes it) are
+      the first ones of ``numpy.random.default_rng(seed).permutation(n)``.
+
+    Both index arrays are sorted, so downstream order depends only on the training seed.
     """
+    if stratified is not None:
+        method = bool(stratified)
+    if isinstance(method, bool):
+        method = "stratified" if method else "torch_random_split"
+    if method not in _SPLIT_LABELS:
+        raise UserError(f"validation split {method!r}: expected one of {tuple(_SPLIT_LABELS)}")
     labels = np.asarray(labels)
     n = labels.size
     if not 0 < fraction < 1:
         raise UserError(f"validation fraction must be in (0, 1), got {fraction}")
-    if stratified:
+    if method == "stratified":
         rng = np.random.default_rng(seed)
         val = []
         for cls in np.unique(labels):
@@ -154,22 +211,38 @@ def holdout_split(labels, fraction: float, seed: int, stratified: bool) -> tuple
                 take = max(take, 1)
             val.append(rows[:take])
         val_idx = np.sort(np.concatenate(val))
-    else:
+    elif method == "torch_random_split":
         import torch  # the study's exact split comes from torch's generator
 
         val_part, _ = torch.utils.data.random_split(range(n), [fraction, 1 - fraction],
                                                     generator=torch.Generator().manual_seed(int(seed)))
         val_idx = np.sort(np.asarray(list(val_part.indices), dtype=np.int64))
+    else:
+        n_val = math.ceil(float(fraction) * n)
+        if n_val >= n:
+            raise UserError(f"a validation fraction of {fraction} of {n} rows leaves no training rows")
+        val_idx = np.sort(np.random.default_rng(int(seed)).permutation(n)[:n_val]).astype(np.int64)
     mask = np.ones(n, dtype=bool)
     mask[val_idx] = False
     return np.flatnonzero(mask), val_idx
 
 
-def make_validation(data: TaskData, seed: int, from_train: bool, stratified: bool,
-                    fraction: float = 0.1) -> tuple[Split, Split, str]:
-    """(train, validation, where-from) under a protocol's validation rule."""
+def make_validation(data: TaskData, seed: int, from_train: bool, method: "str | bool" = "stratified",
+                    fraction: float = 0.1, *, stratified: bool | None = None) -> tuple[Split, Split, str]:
+    """(train, validation, where-from) under a protocol's validation rule.
+
+    ``method`` is a :data:`VALIDATION_SPLITS` name (``"by_benchmark"`` is resolved
+    with the task's benchmark) or, as before, a bool for stratified / torch's split.
+    The where-from string names the method, e.g. ``"random (datasets
+    train_test_split) 0.1 of train.csv, split seed 1"``.
+    """
     if data.dev is not None and not from_train:
         return data.train, data.dev, "dev.csv"
-    tr, va = holdout_split(data.train.labels, fraction, seed, stratified)
-    how = f"{'stratified' if stratified else 'random'} {fraction:g} of train.csv, split seed {seed}"
+    if stratified is not None:
+        method = bool(stratified)
+    if isinstance(method, bool):
+        method = "stratified" if method else "torch_random_split"
+    method = validation_split_method(method, data.info.get("benchmark"))
+    tr, va = holdout_split(data.train.labels, fraction, seed, method)
+    how = f"{_SPLIT_LABELS[method]} {fraction:g} of train.csv, split seed {seed}"
     return data.train.subset(tr), data.train.subset(va), how
