@@ -254,3 +254,54 @@ def test_multiclass_task(tmp_path):
     assert m["test"]["n"] == 30 and "auroc" not in m["test"] and m["task"] == "three"
     header = (tmp_path / "o" / "predictions.tsv").read_text().splitlines()[0].split("\t")
     assert header[-3:] == ["prob_0", "prob_1", "prob_2"]
+
+
+@pytest.fixture(scope="module")
+def small_bpe(tmp_path_factory):
+    """A BPE trained on random GC-rich and AT-rich DNA: forward and reverse-complement
+    tokenizations of the same sequence differ in length."""
+    from dnatok.tokenization import train_tokenizer
+
+    rng = np.random.default_rng(4)
+    corpus = [_rand_seq(rng, 400, gc=g) for g in (0.2, 0.5, 0.8) for _ in range(40)]
+    return train_tokenizer({"kind": "bpe", "vocab_size": 64}, tmp_path_factory.mktemp("bpe") / "bpe64", corpus)
+
+
+def test_both_strands_fit_the_budget_from_the_same_bases(small_bpe):
+    from dnatok.tokenization import reverse_complement
+    from dnatok.train.finetune import fit_both_strands, token_lengths
+
+    rng = np.random.default_rng(1)
+    seqs = [_rand_seq(rng, 60, gc=g) + "A" * k for g in (0.2, 0.8) for k in (0, 7, 13)]
+    fwd = token_lengths(small_bpe, seqs, False)
+    rev = token_lengths(small_bpe, seqs, False, reverse=True)
+    assert (fwd != rev).any(), "test data should tokenize differently on the two strands"
+    budget = int(np.median(np.maximum(fwd, rev)))
+    fitted, cut = fit_both_strands(small_bpe, seqs, budget, False)
+    assert cut == int(((fwd > budget) | (rev > budget)).sum()) > 0
+    for orig, part in zip(seqs, fitted):
+        assert orig.startswith(part)                      # the 5' prefix survives, on both strands
+        n_f = token_lengths(small_bpe, [part], False)[0]
+        n_r = token_lengths(small_bpe, [part], False, reverse=True)[0]
+        assert n_f <= budget and n_r <= budget
+        if part != orig:                                  # and it is the longest such prefix
+            longer = orig[:len(part) + 1]
+            assert max(token_lengths(small_bpe, [longer], False)[0],
+                       token_lengths(small_bpe, [longer], False, reverse=True)[0]) > budget
+        # the two views decode to the same bases
+        ids, _ = small_bpe.encode_batch([part], budget, add_special_tokens=False)
+        rids, _ = small_bpe.encode_reverse_complement_batch([part], budget, add_special_tokens=False)
+        assert reverse_complement(small_bpe.decode(rids[0])) == small_bpe.decode(ids[0]) == part
+
+
+def test_bpe_conjoin_run_end_to_end(tmp_path, small_bpe):
+    task = make_task(tmp_path / "task", length=48)
+    m = finetune(task, "mamba", small_bpe, tmp_path / "cj", seed=0,
+                 settings={**FAST, "epochs": 1, "conjoin": True}, model_hparams={"d_model": 8, "n_layer": 1})
+    # true-length rule with both strands fed: the budget covers the longer strand, nothing is cut
+    assert m["hyperparameters"]["length_rule"].endswith("both strands")
+    assert sum(m["truncated_sequences"].values()) == 0
+    short = finetune(task, "mamba", small_bpe, tmp_path / "cut", seed=0,
+                     settings={**FAST, "epochs": 1, "conjoin": True, "max_tokens": 8},
+                     model_hparams={"d_model": 8, "n_layer": 1})
+    assert short["truncated_sequences"]["test"] == 60 and short["hyperparameters"]["max_tokens"] == 8

@@ -569,46 +569,58 @@ def _run_complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in ("metrics.json", "predictions.tsv", "provenance.json"))
 
 
-def finetune_seeds(task_dir, arch: str, tokenizer, out_root, seeds, protocol="corrected",
-                   pretrained=None, settings: dict | None = None, model_hparams: dict | None = None,
-                   task=None, log=None) -> list[dict]:
-    """Fine-tune one grid point for several seeds in one process: the task is read and the
-    tokenizer loaded once; each run goes to ``out_root/seed{N}`` exactly as :func:`finetune`
-    would write it alone (same files, same numbers). A run folder that is already complete
-    is kept and skipped, so a restarted job continues with the runs it had not finished."""
+def _checked_call(protocol, settings, model_hparams, pretrained, task_dir, task):
+    """The arguments of a fine-tuning call, resolved and checked, and the task read."""
     protocol = get_protocol(protocol)
     settings = resolve_settings(settings)
-    model_hparams = dict(model_hparams or {})
     pretrained = str(pretrained) if pretrained else None
     if pretrained and not Path(pretrained).is_dir():
         raise UserError(f"pretrained model folder {pretrained} does not exist")
+    return protocol, settings, dict(model_hparams or {}), pretrained, load_task(task_dir, task)
+
+
+def _logged_run(work: Path, data, arch, tokens: TaskTokens, tok_name, seed, protocol, pretrained,
+                settings, model_hparams) -> dict:
+    logger = make_logger(f"dnatok.finetune.{id(work)}", work / "train.log")
+    try:
+        logger.info("finetune %s / %s / %s seed %d, protocol %s", data.info.get("name"), arch,
+                    tok_name, seed, protocol.name)
+        return _train_one(data, arch, tokens, tok_name, work, int(seed), protocol, pretrained,
+                          settings, model_hparams, logger)
+    finally:
+        close_logger(logger)
+
+
+def finetune_seeds(task_dir, arch: str, tokenizer, out_root, seeds, protocol="corrected",
+                   pretrained=None, settings: dict | None = None, model_hparams: dict | None = None,
+                   task=None, log=None) -> list[dict]:
+    """Fine-tune one grid point for several seeds in one process: the task is read and
+    tokenized once; each run goes to ``out_root/seed{N}`` exactly as :func:`finetune`
+    would write it alone (same files, same numbers). A run folder that is already complete
+    is kept and skipped, so a restarted job continues with the runs it had not finished."""
+    protocol, settings, model_hparams, pretrained, data = _checked_call(
+        protocol, settings, model_hparams, pretrained, task_dir, task)
     if len(set(seeds)) != len(seeds) or not seeds:
         raise UserError(f"seeds must be distinct and at least one, got {list(seeds)}")
-    data = load_task(task_dir, task)
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    results = []
-    tokens = None
-    for seed in seeds:
-        folder = out_root / f"seed{int(seed)}"
-        if _run_complete(folder):
-            results.append(json.loads((folder / "metrics.json").read_text()))
-            if log:
-                log(f"seed {seed}: complete run kept ({folder})")
-            continue
-        with atomic_path(folder, is_dir=True) as work:
-            logger = make_logger(f"dnatok.finetune.{id(work)}", work / "train.log")
-            try:
-                if tokens is None:
-                    tok, tok_name = resolve_tokenizer(tokenizer, out_root / ".tokenizer")
-                    tokens = TaskTokens(data, tok, settings["add_special_tokens"])
-                logger.info("finetune %s / %s / %s seed %d, protocol %s", data.info.get("name"), arch,
-                            tok_name, seed, protocol.name)
-                results.append(_train_one(data, arch, tokens, tok_name, work, int(seed), protocol, pretrained,
-                                          settings, model_hparams, logger))
-            finally:
-                close_logger(logger)
-    shutil.rmtree(out_root / ".tokenizer", ignore_errors=True)
+    results, tokens, tok_name = [], None, None
+    try:
+        for seed in seeds:
+            folder = out_root / f"seed{int(seed)}"
+            if _run_complete(folder):
+                results.append(json.loads((folder / "metrics.json").read_text()))
+                if log:
+                    log(f"seed {seed}: complete run kept ({folder})")
+                continue
+            if tokens is None:
+                tok, tok_name = resolve_tokenizer(tokenizer, out_root / ".tokenizer")
+                tokens = TaskTokens(data, tok, settings["add_special_tokens"])
+            with atomic_path(folder, is_dir=True) as work:
+                results.append(_logged_run(work, data, arch, tokens, tok_name, seed, protocol, pretrained,
+                                           settings, model_hparams))
+    finally:
+        shutil.rmtree(out_root / ".tokenizer", ignore_errors=True)
     return results
 
 
@@ -624,22 +636,10 @@ def finetune(task_dir, arch: str, tokenizer, out_dir, seed: int, protocol="corre
     :data:`DEFAULT_SETTINGS`. ``model_hparams`` go to ``build_classifier``.
     ``task``: a registry Task or dict overriding ``task.json``.
     """
-    protocol = get_protocol(protocol)
-    settings = resolve_settings(settings)
-    model_hparams = dict(model_hparams or {})
-    pretrained = str(pretrained) if pretrained else None
-    if pretrained and not Path(pretrained).is_dir():
-        raise UserError(f"pretrained model folder {pretrained} does not exist")
-    data = load_task(task_dir, task)
+    protocol, settings, model_hparams, pretrained, data = _checked_call(
+        protocol, settings, model_hparams, pretrained, task_dir, task)
     with atomic_path(out_dir, is_dir=True) as work:
-        logger = make_logger(f"dnatok.finetune.{id(work)}", work / "train.log")
-        try:
-            tok, tok_name = resolve_tokenizer(tokenizer, work / "tokenizer")
-            logger.info("finetune %s / %s / %s seed %d, protocol %s", data.info.get("name"), arch,
-                        tok_name, seed, protocol.name)
-            tokens = TaskTokens(data, tok, settings["add_special_tokens"])
-            metrics = _train_one(data, arch, tokens, tok_name, work, seed, protocol, pretrained,
-                                 settings, model_hparams, logger)
-        finally:
-            close_logger(logger)
-    return metrics
+        tok, tok_name = resolve_tokenizer(tokenizer, work / "tokenizer")
+        tokens = TaskTokens(data, tok, settings["add_special_tokens"])
+        return _logged_run(work, data, arch, tokens, tok_name, seed, protocol, pretrained, settings,
+                           model_hparams)
