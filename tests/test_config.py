@@ -61,6 +61,8 @@ def test_shipped_configs_are_valid():
     (lambda c: c["tokenizers"]["bpe"].update(vocab_size=3), "tokenizers.bpe.vocab_size", "minimum"),
     (lambda c: c.update(protocol="orignal"), "protocol", ""),
     (lambda c: c["finetune"].update(select_metric="f1"), "finetune.select_metric", ""),
+    (lambda c: c["models"]["mamba"]["grid"].update(learning_rate=["1e-3"]), "models.mamba.grid.learning_rate[0]",
+     "decimal point"),
 ])
 def test_bad_config_names_the_key(edit, where, words):
     problems = _problems(_with(STUDY, edit))

@@ -176,8 +176,19 @@ def schema_problems(config: dict, schema: dict) -> list[str]:
             best = min(err.context, key=lambda e: len(list(e.absolute_path)))
             problems.append(f"{where}: {best.message}")
         else:
-            problems.append(f"{where}: {err.message}")
+            problems.append(f"{where}: {err.message}{_yaml_number_hint(err)}")
     return problems
+
+
+def _yaml_number_hint(err) -> str:
+    """YAML 1.1 (PyYAML, Snakemake) reads 1e-3 as a string: say so where a number was meant."""
+    if err.validator != "type" or not isinstance(err.instance, str):
+        return ""
+    try:
+        float(err.instance)
+    except ValueError:
+        return ""
+    return f" (YAML reads {err.instance} as text; write it with a decimal point, e.g. 1.0e-3)"
 
 
 def semantic_problems(config: dict) -> list[str]:
