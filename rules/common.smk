@@ -177,8 +177,7 @@ def runs_of(benchmark, tokenizer=None):
 
 def metrics_files(benchmark, tokenizer=None):
     return [
-        "results/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}/{hp}/seed{seed}/metrics.json".format(
-            **run, seed=seed)
+        f"{RUN}/seed{{seed}}/metrics.json".format(**run, seed=seed)
         for run in runs_of(benchmark, tokenizer)
         for seed in config["seeds"]
     ]

@@ -67,41 +67,38 @@ def test_explicit_num_classes_wins_over_registry(tmp_path):
         check_task_dir(d, num_classes=2)
 
 
+def _problem_at(call, path, line) -> str:
+    """The problem text of the DataError ``call()`` raises, checked to be at ``path:line``."""
+    with pytest.raises(DataError) as err:
+        call()
+    assert (err.value.path, err.value.line) == (str(path), line)
+    return err.value.problem
+
+
 def test_task_json_count_and_registry_name(tmp_path):
     meta = {"name": "my_task", "benchmark": "demo", "num_classes": 2, "max_len": 100}
     d = write_task(tmp_path / "anywhere", bad=("dev", 4, 5), meta=meta)
-    with pytest.raises(DataError) as err:
-        check_task_dir(d)
-    assert (err.value.path, err.value.line) == (str(d / "dev.csv"), 4)
-    assert "label 5 out of range for a 2-class task my_task (task.json)" in err.value.problem
+    problem = _problem_at(lambda: check_task_dir(d), d / "dev.csv", 4)
+    assert "label 5 out of range for a 2-class task my_task (task.json)" in problem
     # task.json naming a registry task but no class count: the registry's count applies
     d2 = write_task(tmp_path / "elsewhere", bad=("train", 6, 3), meta={"name": "mouse_3", "benchmark": "gue"})
-    with pytest.raises(DataError) as err:
-        check_task_dir(d2)
-    assert (err.value.path, err.value.line) == (str(d2 / "train.csv"), 6)
-    assert "2-class task mouse_3 (registry gue/mouse_3)" in err.value.problem
+    problem = _problem_at(lambda: check_task_dir(d2), d2 / "train.csv", 6)
+    assert "2-class task mouse_3 (registry gue/mouse_3)" in problem
 
 
 def test_unrecognised_folder_points_at_the_highest_label(tmp_path):
     d = write_task(tmp_path / "unknown_task", bad=("train", 5, 7))
-    with pytest.raises(DataError) as err:
-        check_task_dir(d)
-    assert (err.value.path, err.value.line) == (str(d / "train.csv"), 5)
-    assert "labels are not 0..7: [2, 3, 4, 5, 6] never occur" in err.value.problem
+    problem = _problem_at(lambda: check_task_dir(d), d / "train.csv", 5)
+    assert "labels are not 0..7: [2, 3, 4, 5, 6] never occur" in problem
 
 
 def test_load_task_reports_the_bad_labels_own_file_and_line(tmp_path):
     d = write_task(tmp_path / "gue" / "mouse" / "3", bad=("test", 4, 7))
-    with pytest.raises(DataError) as err:
-        load_task(d)
-    assert (err.value.path, err.value.line) == (str(d / "test.csv"), 4)
-    assert "label 7 out of range for a 2-class task mouse_3 (registry gue/mouse_3)" in err.value.problem
+    problem = _problem_at(lambda: load_task(d), d / "test.csv", 4)
+    assert "label 7 out of range for a 2-class task mouse_3 (registry gue/mouse_3)" in problem
     meta = {"name": "my_task", "benchmark": "demo", "num_classes": 2, "max_len": 100}
     d2 = write_task(tmp_path / "t", bad=("dev", 2, 9), meta=meta)
-    with pytest.raises(DataError) as err:
-        load_task(d2)
-    assert (err.value.path, err.value.line) == (str(d2 / "dev.csv"), 2)
-    assert "(task.json)" in err.value.problem
+    assert "(task.json)" in _problem_at(lambda: load_task(d2), d2 / "dev.csv", 2)
     # an explicit task wins over task.json
     data = load_task(d2, {"name": "my_task", "benchmark": "demo", "num_classes": 10})
     assert data.num_classes == 10

@@ -66,17 +66,17 @@ def test_load_task_recognises_registry_task(gue_dir):
 
 def test_holdout_stratified_and_study_split():
     labels = np.array([0] * 900 + [1] * 100)       # class-sorted, unbalanced
-    tr, va = holdout_split(labels, 0.1, seed=3, stratified=True)
+    tr, va = holdout_split(labels, 0.1, seed=3, method="stratified")
     assert va.size == 100 and np.isin(va, tr).sum() == 0 and tr.size + va.size == 1000
     assert (labels[va] == 1).sum() == 10            # proportional
-    tr2, va2 = holdout_split(labels, 0.1, seed=4, stratified=True)
+    tr2, va2 = holdout_split(labels, 0.1, seed=4, method="stratified")
     assert not np.array_equal(va, va2)              # different seed, different split
-    np.testing.assert_array_equal(va, holdout_split(labels, 0.1, seed=3, stratified=True)[1])
+    np.testing.assert_array_equal(va, holdout_split(labels, 0.1, seed=3, method="stratified")[1])
     # the study's split is torch's random_split, validation part first
     import torch
 
     ref, _ = torch.utils.data.random_split(range(1000), [0.1, 0.9], generator=torch.Generator().manual_seed(7))
-    _, va_study = holdout_split(labels, 0.1, seed=7, stratified=False)
+    _, va_study = holdout_split(labels, 0.1, seed=7, method="torch_random_split")
     np.testing.assert_array_equal(va_study, np.sort(ref.indices))
 
 
@@ -85,8 +85,8 @@ def test_make_validation_rules(tmp_path):
     _write(tmp_path / "dev.csv", ["ACGTACGT,0", "TTTTAAAA,1"])
     _write(tmp_path / "test.csv", ["ACGTACGT,0", "TTTTAAAA,1"])
     data = load_task(tmp_path)
-    tr, va, how = make_validation(data, 1, from_train=False, stratified=True)
+    tr, va, how = make_validation(data, 1, from_train=False, method="stratified")
     assert len(va) == 2 and how == "dev.csv" and len(tr) == 50
-    tr, va, how = make_validation(data, 1, from_train=True, stratified=False)
+    tr, va, how = make_validation(data, 1, from_train=True, method="torch_random_split")
     assert len(va) == 5 and len(tr) == 45 and "random" in how
     assert set(tr.ids).isdisjoint(va.ids)

@@ -110,12 +110,11 @@ def grid_points(config: dict, benchmark: str, model: str, tokenizer: str) -> lis
     grid = dict(config["models"][model].get("grid") or {})
     for block in _matching(config, model, tokenizer, benchmark):
         grid.update(block.get("grid") or {})
-    base = finetune_base(config, benchmark, model, tokenizer)
-    axes = [grid.get(key, [base.get(key, _GRID_DEFAULTS[key])]) for key in GRID_KEYS]
+    from dnatok.train.finetune import DEFAULT_SETTINGS
+
+    base = {**DEFAULT_SETTINGS, **finetune_base(config, benchmark, model, tokenizer)}
+    axes = [grid.get(key, [base[key]]) for key in GRID_KEYS]
     return [dict(zip(GRID_KEYS, values)) for values in itertools.product(*axes)]
-
-
-_GRID_DEFAULTS = {"learning_rate": 1e-3, "batch_size": 64, "rc_aug": False}
 
 
 def grid_ids(config: dict, benchmark: str, model: str, tokenizer: str) -> list[str]:

@@ -122,13 +122,16 @@ def get_task(benchmark: str, name: str) -> Task:
         raise KeyError(f"unknown task {benchmark}/{name}; known: {known}") from None
 
 
+_STUDY_TASKS = {t.name: t for b in TASKS.values() for t in b.values() if t.category is not None}
+
+
 def study_tasks() -> dict[str, Task]:
-    """The paper's 44 tasks, keyed by study name."""
-    return {t.name: t for b in TASKS.values() for t in b.values() if t.category is not None}
+    """The paper's 44 tasks, keyed by study name (a new dict; the tasks are frozen)."""
+    return dict(_STUDY_TASKS)
 
 
 def category_of(task: str) -> str | None:
-    t = study_tasks().get(STUDY_TASK_ALIASES.get(task, task))
+    t = _STUDY_TASKS.get(STUDY_TASK_ALIASES.get(task, task))
     return t.category if t else None
 
 

@@ -72,6 +72,13 @@ class SplitStats:
         }
 
 
+def label_out_of_range(label: int, num_classes: int, declared_by: str | None = None) -> str:
+    """The problem text of a label outside 0..num_classes-1; ``declared_by`` names whose
+    count it is, e.g. ``"task mouse_3 (registry gue/mouse_3)"``."""
+    return (f"label {label} out of range for a {num_classes}-class {declared_by or 'task'}: "
+            f"labels are 0..{num_classes - 1}")
+
+
 class RowChecker:
     """Validates and normalises one row at a time; raises ``DataError(path, line, problem)``."""
 
@@ -118,9 +125,7 @@ class RowChecker:
             if lab != value or lab < 0:
                 raise DataError(path, line, f"label {value!r} is not a non-negative integer")
         if self.num_classes is not None and lab >= self.num_classes:
-            task = f"{self.num_classes}-class {self.declared_by or 'task'}"
-            raise DataError(path, line, f"label {lab} out of range for a {task}: labels are "
-                            f"0..{self.num_classes - 1}")
+            raise DataError(path, line, label_out_of_range(lab, self.num_classes, self.declared_by))
         return lab
 
     def row(self, seq, label, stats: SplitStats, path, line) -> tuple[str, int]:

@@ -240,8 +240,8 @@ def _study_f1(df: pd.DataFrame) -> None:
     differs from accuracy, so it is neither micro nor weighted)."""
     if "f1" not in df.columns:
         return
-    classes = df["task"].map(lambda t: (registry.study_tasks().get(t).num_classes
-                                        if t in registry.study_tasks() else np.nan))
+    tasks = registry.study_tasks()
+    classes = df["task"].map(lambda t: tasks[t].num_classes if t in tasks else np.nan)
     df["f1_binary"] = np.where(classes == 2, df["f1"], np.nan)
     df["f1_macro"] = np.where(classes > 2, df["f1"], np.nan)
 

@@ -30,7 +30,8 @@ import pandas as pd
 
 from dnatok import registry
 from dnatok.errors import UserError
-from dnatok.stats.collect import HP_COLUMNS, load_table
+from dnatok.stats.collect import load_table
+from dnatok.stats.select import require_one_grid_point
 
 GROUPINGS = ("benchmark", "category")
 OVERALL = "overall"
@@ -55,18 +56,6 @@ def label_protocols(df: pd.DataFrame) -> pd.DataFrame:
         df = df.copy()
         df.loc[own, "name"] = df.loc[own, "name"] + "[" + df.loc[own, "protocol"].astype(str) + "]"
     return df
-
-
-def check_single_hp(df: pd.DataFrame) -> None:
-    """Refuse a (task, name) with runs of several hyperparameter combinations."""
-    hp = [c for c in HP_COLUMNS if c in df.columns]
-    combos = df[["task", "name", *hp, "source"]].drop_duplicates(["task", "name", *hp])
-    n = combos.groupby(["task", "name"]).size()
-    if (n > 1).any():
-        task, name = n[n > 1].index[0]
-        files = sorted(set(combos.loc[(combos.task == task) & (combos.name == name), "source"]))
-        raise UserError(f"{', '.join(files)}: {name} on {task} has runs with several "
-                        "hyperparameter combinations; run `dnatok stats select` first")
 
 
 def task_means(df: pd.DataFrame, metric: str = "mcc") -> pd.DataFrame:
@@ -95,7 +84,8 @@ def headline_means(df: pd.DataFrame, by: str = "benchmark", metric: str = "mcc",
     """(wide table: ``group`` + one column per name, long detail table); see module doc."""
     if by not in GROUPINGS:
         raise UserError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
-    check_single_hp(df)
+    # names already carry the protocol (label_protocols)
+    require_one_grid_point(df, keys=("task", "name"), files="source")
     tm = task_means(df, metric)
     outside = sorted(tm.loc[tm["category"].isna(), "task"].unique())
     if outside and not all_tasks:

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from dnatok.errors import UserError
-from dnatok.stats.collect import HP_COLUMNS
+from dnatok.stats.select import require_one_grid_point
 
 LEVELS = ("task", "category", "all")
 TASK_PAIR_LIMIT = 10          # the study tested each task on its first 10 matched seeds
@@ -149,7 +149,7 @@ def matched_pairs(df: pd.DataFrame, a: str, b: str, metric: str = "mcc",
         if n not in names:
             raise UserError(f"no runs named {n!r}; known names: {', '.join(sorted(map(str, names)))}")
     data = df[df["name"].isin([a, b]) & df[metric].notna()]
-    _check_single_hp(data)
+    require_one_grid_point(data)
     if "category" not in data.columns:
         data = data.assign(category=None)
     uncategorised = sorted(data.loc[data["category"].isna(), "task"].unique())
@@ -173,20 +173,6 @@ def matched_pairs(df: pd.DataFrame, a: str, b: str, metric: str = "mcc",
     if not pieces:
         raise UserError(f"no task has at least 2 seeds in common between {a!r} and {b!r}")
     return pd.concat(pieces, ignore_index=True)
-
-
-def _check_single_hp(data: pd.DataFrame) -> None:
-    """Refuse tables where one (task, name) mixes hyperparameter combinations: the seed
-    matching would silently pick whichever came first. Selection comes first."""
-    hp = [c for c in HP_COLUMNS if c in data.columns]
-    if not hp:
-        return
-    keys = [c for c in ("task", "name", "protocol") if c in data.columns]
-    n = data[keys + hp].drop_duplicates().groupby(keys, dropna=False).size()
-    if (n > 1).any():
-        task, name = n[n > 1].index[0][:2]
-        raise UserError(f"{name} on {task} has runs with several hyperparameter combinations; "
-                        "run `dnatok stats select` first")
 
 
 # --------------------------------------------------------------------------- tables

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dnatok.errors import UserError
+from dnatok.stats.select import require_one_grid_point
 
 KEYS = ["benchmark", "task", "category", "model", "tokenizer"]
 
@@ -26,9 +27,7 @@ def compare_protocols(runs: pd.DataFrame, a: str = "original", b: str = "correct
         if name not in present:
             raise UserError(f"no runs under protocol {name!r} (present: {', '.join(sorted(present))})")
     data = runs[runs["protocol"].isin([a, b])]
-    hp = data.groupby([*KEYS, "protocol"], dropna=False)["hp"].nunique()
-    if (hp > 1).any():
-        raise UserError(f"{hp[hp > 1].index[0]} holds several grid points: compare selected runs")
+    require_one_grid_point(data)
     stats = (data.groupby([*KEYS, "protocol"], dropna=False)
              .agg(hp=("hp", "first"), n=(metric, "count"), mean=(metric, "mean"), std=(metric, "std"))
              .reset_index())

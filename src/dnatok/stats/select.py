@@ -28,7 +28,6 @@ choice can be read, not only trusted.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from dnatok.errors import UserError
@@ -73,13 +72,13 @@ def select_runs(runs: pd.DataFrame, metric: str = "mcc") -> tuple[pd.DataFrame, 
     kept, tables = [], []
     for (protocol, how), rows in runs.groupby(["protocol", "hp_selection"], sort=True):
         rule = rule_for_protocol(how)
-        cand = candidates(rows, rule=rule, metric=metric)
+        cand, winners = _choose(rows, rule, metric, None, STUDY_STRICT_MODELS)
         cand.insert(0, "rule", rule)
         tables.append(cand)
-        kept.append(_rows_of_winners(rows, cand))
+        kept.append(winners)
     if runs["protocol"].nunique() != len(tables):
         raise UserError("a protocol's runs disagree on hp_selection; they come from different protocol definitions")
-    selected = runs[runs.index.isin(np.concatenate([k.to_numpy() for k in kept]))] if kept else runs.iloc[0:0]
+    selected = runs[runs.index.isin(kept[0].append(kept[1:]))] if kept else runs.iloc[0:0]
     return selected, pd.concat(tables, ignore_index=True)
 
 
@@ -88,6 +87,11 @@ def candidates(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
     """One row per (group, hyperparameter combination): ``n_runs``, mean validation and test
     ``metric``, the ``score`` the rule ranks by, ``eligible`` (replicate rule) and
     ``selected`` (the one kept per group; none when no combination is eligible)."""
+    return _choose(df, rule, metric, group_keys, strict_models)[0]
+
+
+def _choose(df: pd.DataFrame, rule: str, metric: str, group_keys, strict_models) -> tuple[pd.DataFrame, pd.Index]:
+    """(candidate table, index of the rows of the selected combinations)."""
     if rule not in RULES:
         raise UserError(f"unknown selection rule {rule!r}; choose one of {', '.join(RULES)}")
     score = metric if rule == "study" else VAL_PREFIX + metric
@@ -103,7 +107,7 @@ def candidates(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
                       if c in df.columns and df[c].notna().any()]
     # The study drops runs whose metric is missing before selecting (failed runs).
     data = df[df[score].notna()]
-    tables = []
+    tables, kept = [], []
     for key, rows in data.groupby(group_keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         model = dict(zip(group_keys, key)).get("model")
@@ -112,33 +116,26 @@ def candidates(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
         for col, name in ((VAL_PREFIX + metric, f"mean_val_{metric}"), (metric, f"mean_test_{metric}")):
             if col in rows.columns:
                 agg[name] = (col, "mean")
-        hp = rows.groupby(list(HP_COLUMNS), sort=True, dropna=False).agg(**agg).reset_index()
+        by_hp = rows.groupby(list(HP_COLUMNS), sort=True, dropna=False)
+        hp = by_hp.agg(**agg).reset_index()
         hp["eligible"] = _eligible(hp["n_runs"], strict).to_numpy()
         hp["selected"] = False
         if hp["eligible"].any():
             # idxmax returns the first maximum in the sorted hyperparameter order (tie rule).
-            hp.loc[hp.loc[hp["eligible"], "score"].idxmax(), "selected"] = True
+            best = hp.loc[hp["eligible"], "score"].idxmax()
+            hp.loc[best, "selected"] = True
+            # ngroup numbers the combinations in the same sorted order as the table's rows
+            kept.append(rows.index[(by_hp.ngroup() == best).to_numpy()])
         for col, value in zip(group_keys, key):
             hp[col] = value
         tables.append(hp)
     if not tables:
-        return pd.DataFrame(columns=[*group_keys, *HP_COLUMNS, "n_runs", "score", "eligible", "selected"])
+        empty = pd.DataFrame(columns=[*group_keys, *HP_COLUMNS, "n_runs", "score", "eligible", "selected"])
+        return empty, df.index[:0]
     out = pd.concat(tables, ignore_index=True)
     out["score_column"] = score
-    return out[[*group_keys, *[c for c in out.columns if c not in group_keys]]]
-
-
-def _rows_of_winners(df: pd.DataFrame, cand: pd.DataFrame) -> pd.Index:
-    """Index of the rows of ``df`` that belong to a selected candidate."""
-    keys = [c for c in cand.columns if c in df.columns and c in ("benchmark", "task", "model", "tokenizer",
-                                                                  "protocol", *HP_COLUMNS)]
-    winners = cand.loc[cand["selected"], keys]
-    if winners.empty:
-        return df.index[:0]
-    # NaN-safe join on the key columns (published rows may lack rc_aug)
-    left = df[keys].astype(str).agg("\x1f".join, axis=1)
-    right = set(winners.astype(str).agg("\x1f".join, axis=1))
-    return df.index[left.isin(right).to_numpy()]
+    out = out[[*group_keys, *[c for c in out.columns if c not in group_keys]]]
+    return out, (kept[0].append(kept[1:]) if kept else df.index[:0])
 
 
 def select_best(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
@@ -151,8 +148,27 @@ def select_best(df: pd.DataFrame, rule: str = "validation", metric: str = "mcc",
     model) with no eligible group (e.g. Mamba with fewer than 10 replicates everywhere
     under the study rule) contributes no rows.
     """
-    cand = candidates(df, rule=rule, metric=metric, group_keys=group_keys, strict_models=strict_models)
-    score = cand["score_column"].iloc[0] if len(cand) else metric
-    data = df[df[score].notna()] if score in df.columns else df
+    _, kept = _choose(df, rule, metric, group_keys, strict_models)
     # Original row order matters downstream: the paired tests keep the first row of a seed.
-    return df[df.index.isin(_rows_of_winners(data, cand))] if len(cand) else df.iloc[0:0]
+    return df[df.index.isin(kept)]
+
+
+def require_one_grid_point(df: pd.DataFrame, keys=("task", "name", "protocol"),
+                           files: str | None = None) -> None:
+    """Refuse a table where one (task, name[, protocol]) mixes hyperparameter combinations:
+    a test or a mean over it would silently mix them. Selection comes first. ``files``: a
+    column naming each row's input file, to name the offending file(s) in the error."""
+    hp = [c for c in HP_COLUMNS if c in df.columns]
+    if not hp:
+        return
+    keys = [c for c in keys if c in df.columns]
+    combos = df[keys + hp + ([files] if files else [])].drop_duplicates(keys + hp)
+    n = combos.groupby(keys, dropna=False).size()
+    if (n > 1).any():
+        bad = dict(zip(keys, n[n > 1].index[0]))
+        where = ""
+        if files:
+            mask = (combos["task"] == bad["task"]) & (combos["name"] == bad["name"])
+            where = ", ".join(sorted(set(combos.loc[mask, files]))) + ": "
+        raise UserError(f"{where}{bad['name']} on {bad['task']} has runs with several hyperparameter "
+                        "combinations; run `dnatok stats select` first")

@@ -132,16 +132,18 @@ def token_budget(data: TaskData, lengths: dict, protocol: Protocol, settings: di
     return budget, rule
 
 
-def fit_both_strands(tok, sequences: list[str], max_len: int, add_special_tokens: bool) -> tuple[list[str], int]:
+def fit_both_strands(tok, sequences: list[str], max_len: int, add_special_tokens: bool,
+                     fwd: np.ndarray | None = None, rev: np.ndarray | None = None) -> tuple[list[str], int]:
     """Cut sequences so that both strands fit ``max_len`` tokens and cover the same bases.
 
     A sequence whose forward or reverse-complement tokenization is too long keeps its
     longest 5' prefix for which both fit (found by bisection on the number of bases); the
-    reverse-complement view is then the reverse complement of that same prefix. Returns
-    the (possibly cut) sequences and how many were cut.
+    reverse-complement view is then the reverse complement of that same prefix. ``fwd`` /
+    ``rev``: the sequences' token lengths on each strand when already known. Returns the
+    (possibly cut) sequences and how many were cut.
     """
-    fwd = token_lengths(tok, sequences, add_special_tokens)
-    rev = token_lengths(tok, sequences, add_special_tokens, reverse=True)
+    fwd = token_lengths(tok, sequences, add_special_tokens) if fwd is None else fwd
+    rev = token_lengths(tok, sequences, add_special_tokens, reverse=True) if rev is None else rev
     out, cut = list(sequences), 0
     for i in np.flatnonzero((fwd > max_len) | (rev > max_len)):
         seq = sequences[i]
@@ -161,17 +163,19 @@ def fit_both_strands(tok, sequences: list[str], max_len: int, add_special_tokens
 
 
 def encode(tok, sequences: list[str], max_len: int, padding_side: str, add_special_tokens: bool,
-           rc: bool) -> tuple[dict, np.ndarray]:
+           fwd: np.ndarray, rev: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """(ids, mask[, rc_ids, rc_mask]) as int64 numpy arrays padded to ``max_len``, and which
-    sequences were truncated. With ``rc`` both strands are encoded from the same bases
-    (:func:`fit_both_strands`); otherwise a long sequence keeps its first tokens."""
+    sequences were truncated; ``fwd`` / ``rev`` are their token lengths per strand. With
+    ``rev`` both strands are encoded from the same bases (:func:`fit_both_strands`);
+    otherwise a long sequence keeps its first tokens."""
     kw = dict(add_special_tokens=add_special_tokens, padding_side=padding_side, pad_to_max=True)
+    rc = rev is not None
     if rc:
-        fitted, _ = fit_both_strands(tok, sequences, max_len, add_special_tokens)
+        fitted, _ = fit_both_strands(tok, sequences, max_len, add_special_tokens, fwd, rev)
         cut = np.asarray([len(a) != len(b) for a, b in zip(fitted, sequences)], dtype=bool)
         sequences = fitted
     else:
-        cut = token_lengths(tok, sequences, add_special_tokens) > max_len
+        cut = fwd > max_len
     ids, mask = tok.encode_batch(sequences, max_len, **kw)
     out = {"ids": np.asarray(ids, dtype=np.int64), "mask": np.asarray(mask, dtype=np.int64)}
     if rc:
@@ -208,8 +212,9 @@ class TaskTokens:
         """Encodings of ``split`` (rows of the file ``source``) and how many were truncated."""
         key = (source, max_len, padding_side, rc)
         if key not in self._encoded:
+            lengths = self.lengths(both_strands=rc)
             self._encoded[key] = encode(self.tok, self.splits()[source].sequences, max_len, padding_side,
-                                        self.special, rc)
+                                        self.special, lengths[source], lengths.get(f"{source}_rc"))
         enc, cut = self._encoded[key]
         if split.rows is None:
             return enc, int(cut.sum())

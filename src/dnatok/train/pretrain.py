@@ -198,18 +198,15 @@ def _set_rng_state(state: dict) -> None:
 
 
 def content_fingerprint(path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and bytes, in sorted order)."""
+    """sha256 over the content of a file, or of a folder's files by relative name (the
+    download manifest's ``{name: sha256}``, so a rename of the folder itself does not count)."""
     import hashlib
+    import json
 
-    from dnatok.data.validate import sha256_file
+    from dnatok.data.download import manifest
 
-    path = Path(path)
-    if path.is_file():
-        return sha256_file(path)
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f.relative_to(path).as_posix().encode() + b"\0" + sha256_file(f).encode())
-    return digest.hexdigest()
+    entries = manifest(Path(path), "content")
+    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
 
 
 def run_identity(arch: str, objective: str, settings: dict, model_hparams: dict, tokenizer_dir,

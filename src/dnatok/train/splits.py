@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dnatok.data.validate import label_out_of_range
 from dnatok.errors import DataError, UserError
 from dnatok.registry import Task, task_from_path
 
@@ -83,7 +84,7 @@ def read_split_csv(path: Path, split: str, num_classes: int | None = None,
     """Read a ``sequence,label[,id]`` CSV; a bad row raises DataError(path, line).
 
     With ``num_classes``, a label outside 0..num_classes-1 is such an error too;
-    ``declared_by`` (e.g. ``"2-class task mouse_3 (registry)"``) says whose count it is.
+    ``declared_by`` (e.g. ``"task mouse_3 (registry gue/mouse_3)"``) says whose count it is.
     """
     path = Path(path)
     seqs, labels, ids = [], [], []
@@ -112,8 +113,7 @@ def read_split_csv(path: Path, split: str, num_classes: int | None = None,
             if lab < 0:
                 raise DataError(path, line, f"negative label {lab}")
             if num_classes is not None and lab >= num_classes:
-                raise DataError(path, line, f"label {lab} out of range for a "
-                                f"{declared_by or f'{num_classes}-class task'}: labels are 0..{num_classes - 1}")
+                raise DataError(path, line, label_out_of_range(lab, num_classes, declared_by))
             seqs.append(seq)
             labels.append(lab)
             ids.append(row[i_id] if i_id is not None else f"{split}_{len(ids)}")
@@ -155,7 +155,7 @@ def load_task(task_dir, task: "Task | dict | None" = None) -> TaskData:
     source = ("given task" if task is not None else
               "task.json" if (task_dir / "task.json").is_file() else
               f"registry {info['benchmark']}/{info['name']}")
-    declared_by = f"{declared}-class task {info['name']} ({source})" if declared is not None else None
+    declared_by = f"task {info['name']} ({source})"
     # every row is checked against the declared class count as it is read, so an
     # out-of-range label is reported at its own file and line
     splits = {name: read_split_csv(task_dir / f"{name}.csv", name, declared, declared_by)
@@ -169,12 +169,8 @@ def load_task(task_dir, task: "Task | dict | None" = None) -> TaskData:
     return TaskData(task_dir, train, test, dev, info)
 
 
-def holdout_split(labels, fraction: float, seed: int, method: "str | bool" = "stratified", *,
-                  stratified: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, validation) holding out ``fraction`` of the rows.
-
-    ``method`` (``stratified=True/False`` is the older spelling of
-    ``"stratified"`` / ``"torch_random_split"``):
+def holdout_split(labels, fraction: float, seed: int, method: str = "stratified") -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) holding out ``fraction`` of the rows. ``method``:
 
     - ``"stratified"``: per class, a seeded permutation and the first
       ``round(fraction * n_class)`` rows (at least one when the class has two or
@@ -190,10 +186,6 @@ def holdout_split(labels, fraction: float, seed: int, method: "str | bool" = "st
 
     Both index arrays are sorted, so downstream order depends only on the training seed.
     """
-    if stratified is not None:
-        method = bool(stratified)
-    if isinstance(method, bool):
-        method = "stratified" if method else "torch_random_split"
     if method not in _SPLIT_LABELS:
         raise UserError(f"validation split {method!r}: expected one of {tuple(_SPLIT_LABELS)}")
     labels = np.asarray(labels)
@@ -227,21 +219,17 @@ def holdout_split(labels, fraction: float, seed: int, method: "str | bool" = "st
     return np.flatnonzero(mask), val_idx
 
 
-def make_validation(data: TaskData, seed: int, from_train: bool, method: "str | bool" = "stratified",
-                    fraction: float = 0.1, *, stratified: bool | None = None) -> tuple[Split, Split, str]:
+def make_validation(data: TaskData, seed: int, from_train: bool, method: str = "stratified",
+                    fraction: float = 0.1) -> tuple[Split, Split, str]:
     """(train, validation, where-from) under a protocol's validation rule.
 
     ``method`` is a :data:`VALIDATION_SPLITS` name (``"by_benchmark"`` is resolved
-    with the task's benchmark) or, as before, a bool for stratified / torch's split.
+    with the task's benchmark).
     The where-from string names the method, e.g. ``"random (datasets
     train_test_split) 0.1 of train.csv, split seed 1"``.
     """
     if data.dev is not None and not from_train:
         return data.train, data.dev, "dev.csv"
-    if stratified is not None:
-        method = bool(stratified)
-    if isinstance(method, bool):
-        method = "stratified" if method else "torch_random_split"
     method = validation_split_method(method, data.info.get("benchmark"))
     tr, va = holdout_split(data.train.labels, fraction, seed, method)
     how = f"{_SPLIT_LABELS[method]} {fraction:g} of train.csv, split seed {seed}"
