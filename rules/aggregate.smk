@@ -185,7 +185,7 @@ rule report_tables:
         summaries=expand("results/{benchmark}/{tokenizer}/summary.tsv", benchmark=config["benchmarks"], tokenizer=used_tokenizers()),
         significance=["results/study/significance.tsv"] + expand("results/{benchmark}/significance.tsv", benchmark=config["benchmarks"]),
         tables=[t for t in study_targets() if t.endswith(".tsv") and t != "results/study/significance.tsv"],
-        token_stats=expand("results/tokenizer_stats/{benchmark}/{tokenizer}.tsv", benchmark=config["benchmarks"], tokenizer=used_tokenizers()),
+        token_stats=expand("results/tokenizer_stats/{benchmark}/{tokenizer}.tsv", benchmark=config["benchmarks"], tokenizer=trained_tokenizers()),
         figures=[t for t in study_targets() if t.endswith(".png")] + expand("results/{benchmark}/figures", benchmark=config["benchmarks"]),
     output:
         md="results/report/index.md",

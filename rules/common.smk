@@ -74,16 +74,42 @@ def tokenizers_for(model):
     return dnaconf.model_tokenizers(config, model)
 
 
+def checkpoint_dir(model):
+    return f"resources/checkpoints/{model}"
+
+
 def pretrained_model(wildcards):
+    """What a fine-tuning job starts from: the model pretrained here, a released checkpoint
+    folder, or nothing (the CNN)."""
+    if dnaconf.is_released(config, wildcards.model):
+        return checkpoint_dir(wildcards.model)
     if not dnaconf.is_pretrained(config, wildcards.model):
         return []
     return f"results/pretrain/{wildcards.model}/{wildcards.tokenizer}/config.json"
 
 
+def finetune_tokenizer(wildcards):
+    """A trained tokenizer folder; none for a released model (its own is in the checkpoint)."""
+    if dnaconf.is_released(config, wildcards.model):
+        return []
+    return f"results/tokenizers/{wildcards.tokenizer}"
+
+
+def model_source_arg(wildcards, input):
+    if dnaconf.is_released(config, wildcards.model):
+        return opt("--checkpoint", input.pretrained)
+    return opt("--pretrained", os.path.dirname(input.pretrained) if input.pretrained else "")
+
+
+def tokenizer_arg(wildcards, input):
+    return shlex.quote(input.tokenizer) if input.tokenizer else wildcards.tokenizer
+
+
 def finetune_params(wildcards):
     """Resolved fine-tuning settings of one grid point (every seed of a job shares them)."""
     return as_json(dnaconf.finetune_settings(config, wildcards.protocol, wildcards.benchmark,
-                                             wildcards.model, wildcards.tokenizer, wildcards.hp))
+                                             wildcards.model, wildcards.tokenizer, wildcards.hp,
+                                             wildcards.task))
 
 
 def pretrain_params(wildcards):
@@ -171,7 +197,7 @@ def runs_of(benchmark, tokenizer=None):
         for model in config["models"]
         for tok in tokenizers_for(model)
         if tokenizer is None or tok == tokenizer
-        for hp in dnaconf.grid_ids(config, benchmark, model, tok)
+        for hp in dnaconf.grid_ids(config, benchmark, model, tok, task)
     ]
 
 
@@ -184,8 +210,19 @@ def metrics_files(benchmark, tokenizer=None):
 
 
 def used_tokenizers():
-    """Tokenizers at least one model uses (only those have runs to aggregate)."""
-    return [t for t in config["tokenizers"] if any(t in tokenizers_for(m) for m in config["models"])]
+    """Tokenizers at least one model uses (only those have runs to aggregate); ``own`` (the
+    released checkpoints' own tokenizers) last when a released model is configured."""
+    names = [*config["tokenizers"], "own"]
+    return [t for t in names if any(t in tokenizers_for(m) for m in config["models"])]
+
+
+def trained_tokenizers():
+    """Used tokenizers trained here (those have tokenizer statistics)."""
+    return [t for t in used_tokenizers() if t in config["tokenizers"]]
+
+
+def released_models():
+    return [m for m in config["models"] if dnaconf.is_released(config, m)]
 
 
 def selected_tables(benchmarks=None, tokenizers=None):
@@ -198,6 +235,7 @@ def all_targets():
     for benchmark in config["benchmarks"]:
         for tok in used_tokenizers():
             targets.append(f"results/{benchmark}/{tok}/summary.tsv")
+        for tok in trained_tokenizers():
             targets.append(f"results/tokenizer_stats/{benchmark}/{tok}.tsv")
         targets += [
             f"results/{benchmark}/significance.tsv",

@@ -1,6 +1,7 @@
 # Stage 1 — data: download (or, for the demo, simulate) the benchmarks and the pretraining
 # genome, cut the pretraining intervals per split, and prepare every task into one format:
-#   data/{benchmark}/{task}/{train,dev,test}.csv + task.json
+#   data/{benchmark}/{task}/{train,dev,test}.csv + task.json; and fetch the released
+# checkpoints the config names: resources/checkpoints/{model}/
 
 
 rule simulate_genome:
@@ -162,3 +163,27 @@ rule leakage_report:
         ENV
     shell:
         "dnatok data leakage {input} --out {output} > {log} 2>&1"
+
+
+rule download_checkpoint:
+    # A released checkpoint (config: models.<m>.checkpoint + revision, or a local mirror),
+    # with a sha256 manifest beside it, loaded once strictly to fail here if it is wrong.
+    output:
+        directory("resources/checkpoints/{model}"),
+    params:
+        repo=lambda wc: shlex.quote(config["models"][wc.model]["checkpoint"]),
+        revision=lambda wc: opt("--revision", config["models"][wc.model].get("revision")),
+        mirror=lambda wc: opt("--mirror", config["models"][wc.model].get("mirror")),
+        arch=lambda wc: config["models"][wc.model]["arch"],
+    log:
+        "logs/download_checkpoint/{model}.log",
+    threads: resource("download", "threads")
+    resources:
+        mem_mb=res("download", "mem_mb"),
+        runtime=res("download", "runtime"),
+        cpus_per_task=res("download", "threads"),
+    conda:
+        ENV
+    shell:
+        "dnatok checkpoint fetch --repo {params.repo} {params.revision} {params.mirror} --arch {params.arch}"
+        " --dest {output:q} > {log:q} 2>&1"

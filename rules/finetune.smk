@@ -8,7 +8,7 @@
 rule finetune:
     input:
         data="data/{benchmark}/{task}",
-        tokenizer="results/tokenizers/{tokenizer}",
+        tokenizer=finetune_tokenizer,
         pretrained=pretrained_model,
     output:
         metrics=seed_files("metrics.json"),
@@ -20,7 +20,8 @@ rule finetune:
         arch=lambda wc: config["models"][wc.model]["arch"],
         hparams=hparams_arg,
         settings=finetune_params,
-        pretrained=lambda wc, input: opt("--pretrained", os.path.dirname(input.pretrained) if input.pretrained else ""),
+        pretrained=model_source_arg,
+        tokenizer=tokenizer_arg,
     log:
         "logs/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}/{hp}.log",
     threads: resource("finetune", "threads")
@@ -32,7 +33,7 @@ rule finetune:
     conda:
         GPU_ENV
     shell:
-        "dnatok finetune --data {input.data:q} --model {params.arch} --tokenizer {input.tokenizer:q}"
+        "dnatok finetune --data {input.data:q} --model {params.arch} --tokenizer {params.tokenizer}"
         " --seeds {params.seeds} --protocol {wildcards.protocol} --threads {threads}"
         " --settings {params.settings} --model-args {params.hparams} {params.pretrained}"
         " --out-root {params.root:q} > {log:q} 2>&1"

@@ -63,6 +63,15 @@ def test_shipped_configs_are_valid():
     (lambda c: c["finetune"].update(select_metric="f1"), "finetune.select_metric", ""),
     (lambda c: c["models"]["mamba"]["grid"].update(learning_rate=["1e-3"]), "models.mamba.grid.learning_rate[0]",
      "decimal point"),
+    (lambda c: c["models"]["dnabert2"].pop("checkpoint"), "models.dnabert2.checkpoint", "name its checkpoint"),
+    (lambda c: c["models"]["dnabert2"].update(hparams={"d_model": 8}), "models.dnabert2.hparams", "own architecture"),
+    (lambda c: c["models"]["gpt"].update(tokenizers=["bpe"]), "models.gpt.tokenizers", "its own tokenizer"),
+    (lambda c: c["models"]["ntv2"].pop("revision"), "models.ntv2.revision", "pin the checkpoint"),
+    (lambda c: c["models"]["mamba"].update(checkpoint="x/y", revision="main"), "models.mamba.arch",
+     "takes no checkpoint"),
+    # a per-task token budget that leaves a task out fails at parse time, naming the task
+    (lambda c: c["models"]["gpt"]["overrides"][1]["finetune"]["max_tokens"].pop("covid"),
+     "fine-tuning settings of gue/covid/gpt/own", "no pattern matches task 'covid'"),
 ])
 def test_bad_config_names_the_key(edit, where, words):
     problems = _problems(_with(STUDY, edit))
@@ -122,6 +131,30 @@ def test_settings_resolve_in_order_and_original_keeps_its_own_rules():
     assert dc.pretrain_settings(conf, "mamba", "bpe")["steps"] == 5
     assert dc.pretrain_settings(conf, "mamba", "char")["steps"] == STUDY["pretrain"]["steps"]
     assert dc.tokenizer_spec(conf, "bpe") == {"kind": "bpe", "vocab_size": 4096, "max_corpus_bp": 200000000}
+
+
+def test_released_models_resolve_the_study_recipe_per_task():
+    """The attention models take their settings per benchmark and task (checkpoints.md §8);
+    the token budget is the study's under original and the true length under corrected."""
+    assert dc.model_tokenizers(STUDY, "dnabert2") == ["own"] and dc.is_released(STUDY, "dnabert2")
+    assert not dc.is_pretrained(STUDY, "dnabert2") and dc.is_pretrained(STUDY, "hyena")
+    assert dc.model_label(STUDY, "dnabert2") == "DNABERT2" and dc.model_label(STUDY, "gpt") == "GPT"
+    assert dc.grid_ids(STUDY, "gue", "dnabert2", "own", "covid") == ["lr2e-5_bs32_rc0", "lr3e-5_bs32_rc0"]
+    assert dc.grid_ids(STUDY, "gue", "dnabert2", "own", "tf_1") == ["lr2e-5_bs8_rc0", "lr3e-5_bs8_rc0"]
+
+    def settings(protocol, task, model="dnabert2", bench="gue"):
+        hp = dc.grid_ids(STUDY, bench, model, "own", task)[0]
+        return dc.finetune_settings(STUDY, protocol, bench, model, "own", hp, task)
+
+    covid = settings("original", "covid")
+    assert covid["epochs"] == 8 and covid["max_tokens"]["covid"] == 256 and covid["label"] == "DNABERT2"
+    assert covid["schedule"] == "linear" and covid["warmup_steps"] == 50 and covid["weight_decay"] == 0.01
+    mouse = settings("original", "mouse_2")
+    assert mouse["max_steps"] == 1000 and mouse["warmup_steps"] == 30 and mouse["epochs"] == 5
+    assert settings("original", "prom_300_tata")["epochs"] == 10 and settings("original", "prom_300_all")["epochs"] == 4
+    assert "max_tokens" not in settings("corrected", "covid")
+    lora = settings("original", "H3K4me3", model="ntv2", bench="nt")["lora"]
+    assert lora["r"] == 8 and lora["lora_alpha"] == 16 and set(lora["target_modules"]) == {"query", "key", "value", "dense"}
 
 
 def _dry_run(tmp_path, overlay: dict):

@@ -19,6 +19,7 @@ TINY = {
     "mamba": dict(d_model=16, n_layer=2, d_state=4),
     "caduceus": dict(d_model=16, n_layer=2, d_state=4),
     "bert": dict(d_model=16, n_layer=2, n_head=2, d_ff=32, dropout=0.0, attention_dropout=0.0),
+    "hyena": dict(d_model=16, n_layer=2, filter_order=8, max_seq_len=64, embed_dropout=0.0),
 }
 
 
@@ -43,10 +44,10 @@ def reverse_complement(ids, mask):
 
 
 def test_objectives():
-    assert ARCHITECTURES == ("mamba", "caduceus", "bert", "cnn")
-    assert [objective_of(a) for a in ARCHITECTURES] == ["clm", "mlm", "mlm", None]
+    assert ARCHITECTURES == ("mamba", "caduceus", "bert", "cnn", "hyena")
+    assert [objective_of(a) for a in ARCHITECTURES] == ["clm", "mlm", "mlm", None, "clm"]
     with pytest.raises(UserError):
-        objective_of("hyena")
+        objective_of("transformer")
 
 
 @pytest.mark.parametrize("arch", ["mamba", "caduceus", "bert"])

@@ -33,12 +33,16 @@ def _tasks(conf: dict, benchmark: str) -> list[str]:
     return sorted(registry.TASKS[benchmark]) if declared == "all" else sorted(declared)
 
 
-def _grid_size(conf: dict, model: str, tok: str, bench: str) -> int:
-    """Grid points of (model, tokenizer, benchmark): the model's grid with matching
-    overrides replacing keys, recomputed here; a key not swept counts once."""
+def _grid_size(conf: dict, model: str, tok: str, bench: str, task: str) -> int:
+    """Grid points of (model, tokenizer, benchmark, task): the model's grid with matching
+    overrides (a task match is a glob) replacing keys, recomputed here; a key not swept
+    counts once."""
+    import fnmatch
+
     grid = dict(conf["models"][model].get("grid") or {})
     for block in conf["models"][model].get("overrides") or []:
-        if block.get("tokenizer", tok) == tok and block.get("benchmark", bench) == bench:
+        if (block.get("tokenizer", tok) == tok and block.get("benchmark", bench) == bench
+                and fnmatch.fnmatchcase(task, block.get("task", task))):
             grid.update(block.get("grid") or {})
     size = 1
     for values in grid.values():
@@ -50,16 +54,19 @@ def _expected(conf: dict) -> dict:
     """Finetune/pretrain job counts and GPU-hours straight from a config: one fine-tuning
     job per grid point, running every seed (its runtime is the per-run runtime x seeds)."""
     models = conf["models"]
-    toks = {m: models[m].get("tokenizers", list(conf["tokenizers"])) for m in models}
+    # a released checkpoint brings its own tokenizer ("own") and is not pretrained here
+    released = {m for m in models if "checkpoint" in models[m]}
+    toks = {m: ["own"] if m in released else models[m].get("tokenizers", list(conf["tokenizers"])) for m in models}
     protocols = [conf["protocol"]] if isinstance(conf["protocol"], str) else conf["protocol"]
     finetune_jobs, finetune_gpu_h = 0, 0.0
     for bench in conf["benchmarks"]:
-        points = sum(_grid_size(conf, m, t, bench) for m in models for t in toks[m])
-        n = len(protocols) * len(_tasks(conf, bench)) * points
+        points = sum(_grid_size(conf, m, t, bench, task) for m in models for t in toks[m]
+                     for task in _tasks(conf, bench))
+        n = len(protocols) * points
         finetune_jobs += n
         finetune_gpu_h += (n * len(conf["seeds"]) * _resource(conf, "finetune", "runtime", bench) / 60
                            * _resource(conf, "finetune", "gpu", bench))
-    pretrain_jobs = sum(len(toks[m]) for m in models if models[m]["arch"] != "cnn")
+    pretrain_jobs = sum(len(toks[m]) for m in models if models[m]["arch"] != "cnn" and m not in released)
     pretrain_gpu_h = pretrain_jobs * _resource(conf, "pretrain", "runtime") / 60 * _resource(conf, "pretrain", "gpu")
     return {"finetune": finetune_jobs, "finetune_gpu_h": finetune_gpu_h,
             "pretrain": pretrain_jobs, "pretrain_gpu_h": pretrain_gpu_h}
@@ -132,8 +139,8 @@ def test_full_study_plan_from_the_command_line(tmp_path):
     rows = {r["rule"]: r for r in json.loads(proc.stdout)}
     finetune = {k: v for k, v in rows.items() if k.startswith("finetune[")}
     assert set(finetune) == {f"finetune[{b}]" for b in conf["benchmarks"]}
-    # the study's sweeps: 3,138 grid-point jobs of 10 seeds each (31,380 runs)
-    assert sum(r["jobs"] for r in finetune.values()) == expected["finetune"] == 3138
+    # the study's sweeps, nine models: 3,978 grid-point jobs of 10 seeds each (39,780 runs)
+    assert sum(r["jobs"] for r in finetune.values()) == expected["finetune"] == 3978
     assert sum(r["gpu_hours"] for r in finetune.values()) == pytest.approx(expected["finetune_gpu_h"])
     # the study's budgets: 5 h per GUE run, 2 h per NTv2 run (x 10 seeds per job), 12 h per pretraining
     assert finetune["finetune[gue]"]["gpu_hours"] == pytest.approx(finetune["finetune[gue]"]["jobs"] * 5 * 10)

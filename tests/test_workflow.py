@@ -42,12 +42,20 @@ def test_full_study_dry_run_lists_the_whole_job_matrix():
     mamba_bpe = 28 * 7 * 2 + 8 * 3 * 2 + 18 * 3 * 2
     caduceus = 28 * 9 * 3 * 2 + 8 * 5 * 2 * 2 + 18 * 6 * 2 * 2
     cnn = 54
-    assert counts["finetune"] == mamba_char + mamba_bpe + caduceus + cnn == 3138
+    hyena = 28 * 3 * 2 + 8 * 3 * 2 * 2 + 18 * 4 * 2 * 2
+    # released checkpoints: learning rates per benchmark from the published attention runs
+    dnabert2 = 28 * 2 + 8 * 2 + 18
+    dnabert6 = 28 * 2 + 8 * 2 + 18
+    ntv2 = gpt = 54
+    assert counts["finetune"] == (mamba_char + mamba_bpe + caduceus + cnn + hyena + dnabert2 + dnabert6 + ntv2
+                                  + gpt) == 3978
     assert counts["prepare_task"] == 54
-    assert counts["pretrain"] == 3            # mamba x 2 tokenizers + caduceus (char); the CNN is not pretrained
+    # mamba x 2 tokenizers + caduceus + hyena (char); the CNN and the released checkpoints are not pretrained
+    assert counts["pretrain"] == 4
+    assert counts["download_checkpoint"] == 4
     assert counts["train_tokenizer"] == 2
     assert counts["download_benchmark"] == 3
-    assert counts["select"] == counts["summarize"] == 3 * 2
+    assert counts["select"] == counts["summarize"] == 3 * 3     # char, bpe, own
     assert counts["study_significance"] == 1 and counts["study_means"] == 2
 
 

@@ -4,10 +4,10 @@ The Snakefile's config check reads this at parse time; the model modules use the
 tables."""
 from __future__ import annotations
 
-ARCHITECTURES = ("mamba", "caduceus", "bert", "cnn")
+ARCHITECTURES = ("mamba", "caduceus", "bert", "cnn", "hyena")
 
 # "clm" (next-token), "mlm" (masked LM) or None (the CNN: never pretrained).
-OBJECTIVE = {"mamba": "clm", "caduceus": "mlm", "bert": "mlm", "cnn": None}
+OBJECTIVE = {"mamba": "clm", "caduceus": "mlm", "bert": "mlm", "cnn": None, "hyena": "clm"}
 
 # Architecture hyperparameters accepted as **hparams (anything else is a user error, so a
 # typo cannot silently fall back to a default).
@@ -19,6 +19,9 @@ HPARAMS = {
     "bert": ("d_model", "n_layer", "n_head", "d_ff", "dropout", "attention_dropout", "norm_eps",
              "initializer_range"),
     "cnn": ("embed_dim", "channels", "kernel_size", "pool_size", "dense_dim"),
+    "hyena": ("d_model", "n_layer", "d_inner", "filter_order", "emb_dim", "short_filter_order",
+              "hyena_order", "num_inner_mlps", "activation_freq", "max_seq_len", "embed_dropout",
+              "hyena_dropout", "norm_eps", "pad_vocab_size_multiple", "initializer_range"),
 }
 
 CADUCEUS_STRATEGIES = ("add", "ew_multiply")
@@ -39,11 +42,22 @@ def min_tokens(arch: str, hparams: dict | None = None) -> int:
     return cnn_min_tokens(hparams) if arch == "cnn" else 1
 
 
+HYENA_MAX_SEQ_LEN = 1026   # HyenaConfig's default positional table
+
+
+def max_tokens(arch: str, hparams: dict | None = None) -> int | None:
+    """Longest input the architecture can read (HyenaDNA: its positional table), None if any."""
+    if arch == "hyena":
+        return int((hparams or {}).get("max_seq_len", HYENA_MAX_SEQ_LEN))
+    return None
+
+
 def hparam_problems(arch: str, hparams: dict) -> list[str]:
     """Value checks the config classes would make, without building them."""
     out = []
     for key in ("d_model", "n_layer", "n_head", "d_state", "expand", "d_conv", "kernel_size",
-                "pool_size", "embed_dim", "dense_dim", "d_ff"):
+                "pool_size", "embed_dim", "dense_dim", "d_ff", "filter_order", "emb_dim",
+                "short_filter_order", "max_seq_len", "pad_vocab_size_multiple"):
         if key in hparams and (not isinstance(hparams[key], int) or isinstance(hparams[key], bool)
                                or hparams[key] < 1):
             out.append(f"{key} must be a positive integer, got {hparams[key]!r}")
@@ -53,4 +67,19 @@ def hparam_problems(arch: str, hparams: dict) -> list[str]:
     if arch == "caduceus" and hparams.get("bidirectional_strategy", "add") not in CADUCEUS_STRATEGIES:
         out.append(f"bidirectional_strategy must be one of {', '.join(CADUCEUS_STRATEGIES)}, "
                    f"got {hparams['bidirectional_strategy']!r}")
+    if arch == "hyena":
+        out += _hyena_problems(hparams)
+    return out
+
+
+def _hyena_problems(hparams: dict) -> list[str]:
+    out = []
+    d_inner = hparams.get("d_inner")
+    if d_inner is not None and (not isinstance(d_inner, int) or isinstance(d_inner, bool) or d_inner < 1):
+        out.append(f"d_inner must be a positive integer or null (4 x d_model), got {d_inner!r}")
+    emb_dim = hparams.get("emb_dim", 5)
+    if isinstance(emb_dim, int) and (emb_dim < 3 or emb_dim % 2 == 0):
+        out.append(f"emb_dim must be odd and >= 3, got {emb_dim!r}")
+    if hparams.get("hyena_order", 2) != 2:
+        out.append(f"hyena_order: only 2 is implemented, got {hparams['hyena_order']!r}")
     return out

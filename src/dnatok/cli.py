@@ -18,6 +18,8 @@ AREAS = (
     "dnatok.tokenization.cli",
     "dnatok.train.cli",
     "dnatok.stats.cli",
+    "dnatok.released.cli",
+    "dnatok.embed",
     "dnatok.plan",
 )
 

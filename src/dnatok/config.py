@@ -72,63 +72,106 @@ def protocols(config: dict) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def is_released(config: dict, model: str) -> bool:
+    """A model fine-tuned from a released checkpoint (``checkpoint:``), not pretrained here."""
+    return "checkpoint" in config["models"][model]
+
+
 def model_tokenizers(config: dict, model: str) -> list[str]:
+    """A released model has one tokenizer: its own (the tokenizer axis value ``own``)."""
+    if is_released(config, model):
+        from dnatok.released import OWN_TOKENIZER
+
+        return [OWN_TOKENIZER]
     return list(config["models"][model].get("tokenizers", list(config["tokenizers"])))
+
+
+def model_label(config: dict, model: str) -> str | None:
+    """The run name in the tables: ``label:``, else a released family's (``DNABERT2`` ...),
+    else None (the tables then say model/tokenizer)."""
+    conf = config["models"][model]
+    if conf.get("label"):
+        return conf["label"]
+    if is_released(config, model):
+        from dnatok.released import label_of
+
+        return label_of(conf["arch"])
+    return None
 
 
 def model_hparams(config: dict, model: str) -> dict:
     return dict(config["models"][model].get("hparams") or {})
 
 
+def run_label(config: dict, model: str, tokenizer: str) -> str | None:
+    """A run's name in the tables: the model's label, with ``-<tokenizer>`` when the model
+    runs with several tokenizers (``Mamba-char``, ``Mamba-bpe``: the published names)."""
+    label = model_label(config, model)
+    if label and len(model_tokenizers(config, model)) > 1:
+        return f"{label}-{tokenizer}"
+    return label
+
+
 def is_pretrained(config: dict, model: str) -> bool:
-    """The CNN baseline is trained from scratch on each task, as in the study."""
+    """Pretrained here: not the CNN baseline (trained from scratch on each task, as in the
+    study) and not a released checkpoint."""
     from dnatok.architectures import OBJECTIVE
 
+    if is_released(config, model):
+        return False
     return OBJECTIVE[config["models"][model]["arch"]] is not None
 
 
-def _matching(config: dict, model: str, tokenizer: str | None, benchmark: str | None):
+def _matching(config: dict, model: str, tokenizer: str | None, benchmark: str | None,
+              task: str | None = None):
+    """Override blocks of ``model`` that match, in order. A ``task`` match is a glob
+    (``prom_core_*``) and never matches when no task is given."""
+    import fnmatch
+
     for block in config["models"][model].get("overrides") or []:
         if "tokenizer" in block and block["tokenizer"] != tokenizer:
             continue
         if "benchmark" in block and block["benchmark"] != benchmark:
             continue
+        if "task" in block and (task is None or not fnmatch.fnmatchcase(task, block["task"])):
+            continue
         yield block
 
 
-def finetune_base(config: dict, benchmark: str, model: str, tokenizer: str) -> dict:
+def finetune_base(config: dict, benchmark: str, model: str, tokenizer: str, task: str | None = None) -> dict:
     """Fine-tuning settings before the grid point is applied."""
     out = {**config["finetune"], **(config["benchmarks"][benchmark].get("finetune") or {}),
            **(config["models"][model].get("finetune") or {})}
-    for block in _matching(config, model, tokenizer, benchmark):
+    for block in _matching(config, model, tokenizer, benchmark, task):
         out.update(block.get("finetune") or {})
     return out
 
 
-def grid_points(config: dict, benchmark: str, model: str, tokenizer: str) -> list[dict]:
-    """Every grid point of (benchmark, model, tokenizer), in a fixed order."""
+def grid_points(config: dict, benchmark: str, model: str, tokenizer: str, task: str | None = None) -> list[dict]:
+    """Every grid point of (benchmark, task, model, tokenizer), in a fixed order."""
     grid = dict(config["models"][model].get("grid") or {})
-    for block in _matching(config, model, tokenizer, benchmark):
+    for block in _matching(config, model, tokenizer, benchmark, task):
         grid.update(block.get("grid") or {})
     from dnatok.train.finetune import DEFAULT_SETTINGS
 
-    base = {**DEFAULT_SETTINGS, **finetune_base(config, benchmark, model, tokenizer)}
+    base = {**DEFAULT_SETTINGS, **finetune_base(config, benchmark, model, tokenizer, task)}
     axes = [grid.get(key, [base[key]]) for key in GRID_KEYS]
     return [dict(zip(GRID_KEYS, values)) for values in itertools.product(*axes)]
 
 
-def grid_ids(config: dict, benchmark: str, model: str, tokenizer: str) -> list[str]:
-    return [hp_id(p) for p in grid_points(config, benchmark, model, tokenizer)]
+def grid_ids(config: dict, benchmark: str, model: str, tokenizer: str, task: str | None = None) -> list[str]:
+    return [hp_id(p) for p in grid_points(config, benchmark, model, tokenizer, task)]
 
 
 def finetune_settings(config: dict, protocol: str, benchmark: str, model: str, tokenizer: str,
-                      hp: str) -> dict:
+                      hp: str, task: str | None = None) -> dict:
     """The resolved settings of one run: its grid point applied, the settings the protocol
     fixes itself removed (dnatok.train.protocol.settings_for), the config key as the
-    model's name in metrics.json."""
+    model's name in metrics.json and its table label."""
     from dnatok.train.protocol import settings_for
 
-    merged = {**finetune_base(config, benchmark, model, tokenizer), **parse_hp(hp), "model_name": model}
+    merged = {**finetune_base(config, benchmark, model, tokenizer, task), **parse_hp(hp), "model_name": model,
+              "label": run_label(config, model, tokenizer)}
     return settings_for(protocol, merged)
 
 
@@ -221,8 +264,12 @@ def _model_problems(config: dict, model: str, conf: dict) -> list[str]:
     from dnatok.architectures import HPARAMS, hparam_problems
 
     where = f"models.{model}"
-    problems = []
     arch = conf["arch"]
+    if is_released(config, model) or arch not in _own_archs():
+        problems = _released_problems(config, model, conf)
+        return problems + (_settings_problems(config, model, model_tokenizers(config, model))
+                           if not problems else [])
+    problems = []
     hparams = model_hparams(config, model)
     unknown = sorted(set(hparams) - set(HPARAMS[arch]))
     for key in unknown:
@@ -253,6 +300,40 @@ def _model_problems(config: dict, model: str, conf: dict) -> list[str]:
     return problems
 
 
+def _own_archs() -> tuple:
+    from dnatok.architectures import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
+def _released_problems(config: dict, model: str, conf: dict) -> list[str]:
+    """A released model names a checkpoint of a family dnatok implements, and nothing that
+    only a model pretrained here has (hyperparameters, tokenizers, pretraining)."""
+    from dnatok.released import FAMILY_MODULES, OWN_TOKENIZER
+
+    where, arch = f"models.{model}", conf["arch"]
+    if arch not in FAMILY_MODULES:
+        return [f"{where}.arch: {arch} is pretrained here and takes no checkpoint (released "
+                f"architectures: {', '.join(FAMILY_MODULES)})"]
+    problems = []
+    if "checkpoint" not in conf:
+        problems.append(f"{where}.checkpoint: {arch} is a released architecture: name its checkpoint "
+                        "(hub id) and revision")
+    for key in ("hparams", "pretrain"):
+        if conf.get(key):
+            problems.append(f"{where}.{key}: a released checkpoint brings its own architecture and weights")
+    if conf.get("tokenizers") not in (None, [OWN_TOKENIZER]):
+        problems.append(f"{where}.tokenizers: a released model uses its own tokenizer ({OWN_TOKENIZER!r})")
+    for i, block in enumerate(conf.get("overrides") or []):
+        if block.get("tokenizer") not in (None, OWN_TOKENIZER):
+            problems.append(f"{where}.overrides[{i}].tokenizer: only {OWN_TOKENIZER!r} applies to a released model")
+        if "pretrain" in block:
+            problems.append(f"{where}.overrides[{i}].pretrain: a released model is not pretrained here")
+    if conf.get("mirror") is None and not conf.get("revision"):
+        problems.append(f"{where}.revision: pin the checkpoint's commit (hub repositories change)")
+    return problems
+
+
 def _settings_problems(config: dict, model: str, tokenizers: list[str]) -> list[str]:
     from dnatok.train.finetune import resolve_settings
     from dnatok.train.pretrain import resolve_pretrain_settings
@@ -268,12 +349,34 @@ def _settings_problems(config: dict, model: str, tokenizers: list[str]) -> list[
                 "pretrain" in b for b in config["models"][model].get("overrides") or []):
             problems.append(f"models.{model}.pretrain: {config['models'][model]['arch']} is never pretrained")
         for bench in config["benchmarks"]:
-            for hp in grid_ids(config, bench, model, tok):
-                try:
-                    resolve_settings(finetune_settings(config, "corrected", bench, model, tok, hp))
-                except UserError as err:
-                    problems.append(f"fine-tuning settings of {bench}/{model}/{tok}/{hp}: {err}")
-                    break
+            problems += _run_settings_problems(config, bench, model, tok)
+    return problems
+
+
+def _benchmark_tasks(config: dict, benchmark: str) -> list[str]:
+    from dnatok import registry
+
+    tasks = config["benchmarks"][benchmark]["tasks"]
+    if tasks == "all":
+        return sorted(registry.TASKS.get(benchmark, {}))
+    return sorted(tasks)
+
+
+def _run_settings_problems(config: dict, bench: str, model: str, tok: str) -> list[str]:
+    """Every task's resolved settings under both protocols (a config switched to the other
+    protocol must not fail only at run time), as the runs will see them (the first
+    problem of each task is enough)."""
+    from dnatok.train.finetune import resolve_settings, task_max_tokens
+
+    problems = []
+    for task in _benchmark_tasks(config, bench):
+        try:
+            for protocol in PROTOCOL_NAMES:
+                for hp in grid_ids(config, bench, model, tok, task):
+                    settings = resolve_settings(finetune_settings(config, protocol, bench, model, tok, hp, task))
+                    task_max_tokens(settings["max_tokens"], task)
+        except UserError as err:
+            problems.append(f"fine-tuning settings of {bench}/{task}/{model}/{tok}: {err}")
     return problems
 
 

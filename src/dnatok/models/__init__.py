@@ -1,6 +1,6 @@
 """Models of the study: Mamba (causal LM), Caduceus (bidirectional Mamba, masked LM,
-optionally RC-equivariant), a BERT-style ALiBi encoder (masked LM) and the Genomic
-Benchmarks CNN baseline (never pretrained).
+optionally RC-equivariant), a BERT-style ALiBi encoder (masked LM), HyenaDNA (causal LM)
+and the Genomic Benchmarks CNN baseline (never pretrained).
 
 Every model is a transformers ``PretrainedConfig`` + ``PreTrainedModel`` pair, so
 ``save_pretrained`` / ``from_pretrained`` work; the public entry points are
@@ -21,14 +21,18 @@ from .bert import BertConfig, BertForMaskedLM, BertForSequenceClassification
 from .caduceus import CaduceusConfig, CaduceusForMaskedLM, CaduceusForSequenceClassification
 from .cnn import CnnConfig, CnnForSequenceClassification
 from .heads import POOLINGS
+from .hyena import HyenaConfig, HyenaForCausalLM, HyenaForSequenceClassification
 from .mamba import MambaConfig, MambaForCausalLM, MambaForSequenceClassification
 
 from ..architectures import ARCHITECTURES, HPARAMS, OBJECTIVE as _OBJECTIVE, min_tokens  # noqa: F401
 
-CONFIGS = {"mamba": MambaConfig, "caduceus": CaduceusConfig, "bert": BertConfig, "cnn": CnnConfig}
-PRETRAINING_MODELS = {"mamba": MambaForCausalLM, "caduceus": CaduceusForMaskedLM, "bert": BertForMaskedLM}
+CONFIGS = {"mamba": MambaConfig, "caduceus": CaduceusConfig, "bert": BertConfig, "cnn": CnnConfig,
+           "hyena": HyenaConfig}
+PRETRAINING_MODELS = {"mamba": MambaForCausalLM, "caduceus": CaduceusForMaskedLM, "bert": BertForMaskedLM,
+                      "hyena": HyenaForCausalLM}
 CLASSIFIERS = {"mamba": MambaForSequenceClassification, "caduceus": CaduceusForSequenceClassification,
-               "bert": BertForSequenceClassification, "cnn": CnnForSequenceClassification}
+               "bert": BertForSequenceClassification, "cnn": CnnForSequenceClassification,
+               "hyena": HyenaForSequenceClassification}
 
 _ARCH_OF_MODEL_TYPE = {cfg.model_type: arch for arch, cfg in CONFIGS.items()}
 _CLASS_BY_NAME = {cls.__name__: cls for cls in [*PRETRAINING_MODELS.values(), *CLASSIFIERS.values()]}
@@ -41,6 +45,7 @@ def _register_auto_classes() -> None:
     for cfg in CONFIGS.values():
         AutoConfig.register(cfg.model_type, cfg, exist_ok=True)
     AutoModelForCausalLM.register(MambaConfig, MambaForCausalLM, exist_ok=True)
+    AutoModelForCausalLM.register(HyenaConfig, HyenaForCausalLM, exist_ok=True)
     AutoModelForMaskedLM.register(CaduceusConfig, CaduceusForMaskedLM, exist_ok=True)
     AutoModelForMaskedLM.register(BertConfig, BertForMaskedLM, exist_ok=True)
     for arch, cls in CLASSIFIERS.items():
@@ -92,8 +97,8 @@ def _make_config(arch: str, **kwargs):
 
 def build_pretraining_model(arch: str, vocab_size: int, pad_token_id: int, complement_map=None,
                             **hparams):
-    """A randomly initialised pretraining model: causal LM for mamba, masked LM for
-    caduceus and bert. forward(input_ids, attention_mask=None, labels=None) -> .loss, .logits
+    """A randomly initialised pretraining model: causal LM for mamba and hyena, masked LM
+    for caduceus and bert. forward(input_ids, attention_mask=None, labels=None) -> .loss, .logits
     (labels: -100 = ignored; for the causal LM pass labels = input_ids, shifted inside).
     complement_map is used by caduceus (required with rcps=True) and ignored otherwise."""
     _check_arch(arch)
@@ -193,4 +198,5 @@ __all__ = ["ARCHITECTURES", "HPARAMS", "objective_of", "build_pretraining_model"
            "load_model", "arch_of", "MambaConfig", "CaduceusConfig", "BertConfig", "CnnConfig",
            "MambaForCausalLM", "MambaForSequenceClassification", "CaduceusForMaskedLM",
            "CaduceusForSequenceClassification", "BertForMaskedLM", "BertForSequenceClassification",
-           "CnnForSequenceClassification"]
+           "CnnForSequenceClassification", "HyenaConfig", "HyenaForCausalLM",
+           "HyenaForSequenceClassification"]

@@ -140,7 +140,7 @@ def read_metrics_json(path) -> dict:
         "category": _category(obj["task"], obj.get("category")),
         "model": obj["model"],
         "tokenizer": obj["tokenizer"],
-        "name": run_name(obj["model"], obj["tokenizer"]),
+        "name": obj.get("label") or run_name(obj["model"], obj["tokenizer"]),
         "protocol": obj["protocol"],
         "seed": seed,
         "learning_rate": _as_float(hp.get("learning_rate"), path, "hyperparameters.learning_rate"),

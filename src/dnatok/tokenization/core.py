@@ -287,6 +287,28 @@ class DnaTokenizer:
         return self.encode_batch([reverse_complement(s) for s in seqs], max_len,
                                  add_special_tokens, padding_side, pad_to_max)
 
+    def spans(self, seq: str, add_special_tokens: bool = True):
+        """``(ids, starts, ends)`` int64: each token of the untruncated row and the bases
+        ``[start, end)`` of ``seq`` it spells; [CLS] sits at 0 and [SEP] at ``len(seq)``,
+        both zero-width. Overlapping k-mers span their whole window (spans overlap)."""
+        ids = self.encode(seq)
+        if self.kind == "kmer" and self.spec["stride"] == 1:
+            starts = np.arange(ids.size, dtype=np.int64)
+            ends = starts + self.spec["k"]
+        else:  # tokens tile the sequence; [UNK] stands for one character
+            width = np.fromiter((1 if i == UNK_ID else len(self._strings[i]) for i in ids.tolist()),
+                                dtype=np.int64, count=ids.size)
+            ends = np.cumsum(width)
+            starts = ends - width
+            if ends.size and int(ends[-1]) != len(seq):
+                raise RuntimeError(f"token widths sum to {int(ends[-1])}, not len(seq)={len(seq)}")
+        if add_special_tokens:
+            n = len(seq)
+            ids = np.concatenate([[CLS_ID], ids, [SEP_ID]]).astype(np.int64)
+            starts = np.concatenate([[0], starts, [n]]).astype(np.int64)
+            ends = np.concatenate([[0], ends, [n]]).astype(np.int64)
+        return ids, starts, ends
+
     def _pack(self, ids, offsets, max_len, n_special, padding_side, pad_to_max):
         lengths = np.diff(offsets)
         batch = lengths.size

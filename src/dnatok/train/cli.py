@@ -50,7 +50,7 @@ def _finetune(args) -> int:
             settings[key] = getattr(args, flag)
     protocol = {"base": args.protocol, **_protocol_overrides(args.protocol_set)}
     common = dict(protocol=protocol, pretrained=args.pretrained, settings=settings,
-                  model_hparams=_json_arg(args.model_args, "--model-args"))
+                  model_hparams=_json_arg(args.model_args, "--model-args"), checkpoint=args.checkpoint)
     if (args.seed is None) == (args.seeds is None):
         raise UserError("give either --seed (one run into --out) or --seeds (runs into --out-root/seed<N>)")
     if args.seed is not None:
@@ -89,10 +89,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Fine-tune a classifier on DIR/{train,dev,test}.csv and write metrics.json, "
                                    "predictions.tsv and provenance.json to --out.")
     p.add_argument("--data", required=True, help="task folder with train.csv, [dev.csv,] test.csv [task.json]")
-    p.add_argument("--model", required=True, help="architecture: cnn, mamba, caduceus, bert")
+    p.add_argument("--model", required=True,
+                   help="architecture: cnn, mamba, caduceus, bert, hyena; with --checkpoint: dnabert2, ntv2, "
+                        "dnabert, gpt_neo, hyena, caduceus_hub")
     p.add_argument("--name", help="the model's name in metrics.json (the config's key); default: the architecture")
     p.add_argument("--tokenizer", required=True,
-                   help="tokenizer kind (char, kmer6) or a saved tokenizer folder (needed for BPE)")
+                   help="tokenizer kind (char, kmer6), a saved tokenizer folder (needed for BPE), or own "
+                        "(a released checkpoint's own tokenizer)")
     p.add_argument("--seed", type=int, help="one run's seed (with --out)")
     p.add_argument("--out", help="the run's output folder (written atomically)")
     p.add_argument("--seeds", type=int, nargs="+",
@@ -103,6 +106,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol-set", action="append", metavar="FIELD=VALUE",
                    help="change one protocol field, e.g. pooling=mean (repeatable; measures one quirk)")
     p.add_argument("--pretrained", help="pre-trained model folder (from dnatok pretrain)")
+    p.add_argument("--checkpoint", help="a released checkpoint folder (DNABERT-2, NT-v2, DNABERT, GPT-Neo, "
+                                        "HyenaDNA, Caduceus) instead of --pretrained; use --tokenizer own")
     p.add_argument("--settings", help="JSON object or .json file of fine-tuning settings")
     p.add_argument("--model-args", help="JSON object or .json file of model hyperparameters")
     p.add_argument("--epochs", type=int)

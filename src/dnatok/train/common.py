@@ -67,6 +67,22 @@ def cosine_with_warmup(optimizer, warmup_steps: int, total_steps: int, min_ratio
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def linear_with_warmup(optimizer, warmup_steps: int, total_steps: int):
+    """Linear warm-up from 0 to the base lr, then linear decay to 0 at ``total_steps``
+    (the Hugging Face Trainer's default schedule, used by the study's attention scripts)."""
+    import torch
+
+    warmup_steps = max(0, int(warmup_steps))
+    total_steps = max(1, int(total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def make_logger(name: str, log_file: Path | None) -> logging.Logger:
     """A logger writing to ``log_file`` and to stderr; call :func:`close_logger` after."""
     logger = logging.getLogger(name)

@@ -26,8 +26,8 @@ import numpy as np
 from dnatok.errors import UserError
 from dnatok.io import atomic_path, provenance, write_json
 from dnatok.train.common import (Progress, autocast, close_logger, cosine_with_warmup,
-                                 count_parameters, make_logger, resolve_device,
-                                 resolve_tokenizer, seed_everything)
+                                 count_parameters, linear_with_warmup, make_logger,
+                                 resolve_device, resolve_tokenizer, seed_everything)
 from dnatok.train.metrics import classification_metrics, per_batch_mcc_mean
 from dnatok.train.protocol import Protocol, get_protocol
 from dnatok.train.splits import Split, TaskData, load_task, make_validation
@@ -45,6 +45,9 @@ DEFAULT_SETTINGS = {
     "weight_decay": 0.1,
     "warmup_fraction": 0.01,
     "min_lr_ratio": 0.1,
+    "schedule": "cosine",       # "cosine" (to min_lr_ratio x lr) or "linear" (to 0: the HF Trainer's)
+    "warmup_steps": None,       # an int replaces warmup_fraction (the study's attention scripts: 50 or 30)
+    "max_steps": None,          # stop after this many optimizer steps (DNABERT-2 on GUE mouse: 1000)
     "grad_clip": 1.0,
     "rc_aug": False,            # replace each training sequence by its reverse complement w.p. 0.5
     "conjoin": False,           # average forward and reverse-complement predictions
@@ -55,19 +58,23 @@ DEFAULT_SETTINGS = {
     # for up to two epochs before it takes off (README, "What the demo measures").
     "min_epochs": 3,
     "add_special_tokens": False,  # the study tokenised without CLS/SEP
-    "max_tokens": None,         # None: the protocol's length rule; an int overrides it
+    # None: the protocol's length rule; an int overrides it; {task glob: int} gives per-task
+    # budgets (the study's attention scripts), every task must match one pattern.
+    "max_tokens": None,
     "lora": None,               # dict of peft LoraConfig arguments (needs peft installed)
     "model_name": None,         # the run's model name in metrics.json (the config's key); None: the arch
+    "label": None,              # the run's name in the tables (a released model's: DNABERT2 ...); None: model/tokenizer
     "device": "auto",
     "threads": None,            # torch CPU threads (Snakemake's threads:); None leaves torch's default
     "log_every": 50,
     "progress": True,
 }
 SELECT_METRICS = ("mcc", "accuracy", "f1_macro", "auroc", "loss")
+SCHEDULES = ("cosine", "linear")
 
 # Architectures that read tokens in order (state-space recurrences): left padding goes
 # into their state, so they accept an attention mask only with right padding.
-RECURRENT = ("mamba", "caduceus")
+RECURRENT = ("mamba", "caduceus", "hyena", "caduceus_hub")
 
 # A max_len no sequence reaches: encode_batch then pads to the longest row only.
 UNLIMITED = 2**31 - 1
@@ -91,7 +98,34 @@ def resolve_settings(settings: dict | None) -> dict:
                         f"got {out['select_metric']!r}")
     if out["patience"] not in ("protocol", None) and int(out["patience"]) < 1:
         raise UserError(f"patience must be >= 1, None or 'protocol', got {out['patience']!r}")
+    if out["schedule"] not in SCHEDULES:
+        raise UserError(f"schedule must be one of {', '.join(SCHEDULES)}, got {out['schedule']!r}")
+    for key in ("warmup_steps", "max_steps"):
+        if out[key] is not None and (isinstance(out[key], bool) or int(out[key]) < (0 if key == "warmup_steps" else 1)):
+            raise UserError(f"setting {key} must be a {'non-negative' if key == 'warmup_steps' else 'positive'} "
+                            f"integer or null, got {out[key]!r}")
+    tokens = out["max_tokens"]
+    if isinstance(tokens, dict):
+        bad = {k: v for k, v in tokens.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+        if not tokens or bad:
+            raise UserError(f"max_tokens by task needs positive integer budgets, got {bad or tokens}")
+    elif tokens is not None and (isinstance(tokens, bool) or int(tokens) < 1):
+        raise UserError(f"max_tokens must be a positive integer, a {{task pattern: integer}} mapping or null, "
+                        f"got {tokens!r}")
     return out
+
+
+def task_max_tokens(max_tokens, task: str | None) -> int | None:
+    """The token budget ``max_tokens`` gives ``task``: an int as is; a mapping by the first
+    matching task glob (in order); no match is an error, never a silent default."""
+    import fnmatch
+
+    if not isinstance(max_tokens, dict):
+        return None if max_tokens is None else int(max_tokens)
+    for pattern, value in max_tokens.items():
+        if fnmatch.fnmatchcase(str(task), pattern):
+            return int(value)
+    raise UserError(f"max_tokens: no pattern matches task {task!r} (patterns: {', '.join(max_tokens)})")
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -107,13 +141,20 @@ def token_lengths(tok, sequences: list[str], add_special_tokens: bool, reverse: 
 
 
 def token_budget(data: TaskData, lengths: dict, protocol: Protocol, settings: dict,
-                 min_tokens: int = 1) -> tuple[int, str]:
+                 min_tokens: int = 1, max_tokens: int | None = None) -> tuple[int, str]:
     """Padded length in tokens and how it was decided. ``lengths``: view -> token counts
     (``train``, ``test`` … and, when both strands are fed, ``train_rc`` …), so under the
     true-length rule no view of any sequence is ever cut. ``min_tokens``: the shortest
     input the architecture accepts (the CNN's 57); a shorter budget is raised to it."""
-    if settings["max_tokens"] is not None:
-        budget, rule = int(settings["max_tokens"]), "settings.max_tokens"
+    if settings["max_tokens"] is not None and protocol.recipe == "hf_trainer":
+        # the Trainer scripts' max_length caps a batch padded to its longest row
+        # (padding="longest"); with the attention mask the pad count changes nothing
+        cap = task_max_tokens(settings["max_tokens"], data.info.get("name"))
+        budget = min(cap, int(max(v.max() for v in lengths.values())))
+        rule = f"longest task sequence in tokens, capped at the study's max_length {cap}"
+    elif settings["max_tokens"] is not None:
+        budget = task_max_tokens(settings["max_tokens"], data.info.get("name"))
+        rule = "settings.max_tokens" + (" (by task)" if isinstance(settings["max_tokens"], dict) else "")
     elif protocol.length_rule == "study":
         study_len = data.info.get("study_len")
         if not study_len:
@@ -129,6 +170,9 @@ def token_budget(data: TaskData, lengths: dict, protocol: Protocol, settings: di
         rule = "longest task sequence in tokens" + (", both strands" if any(k.endswith("_rc") for k in lengths) else "")
     if budget < min_tokens:
         return int(min_tokens), f"{rule}: {budget}, padded to the architecture's minimum {min_tokens}"
+    if max_tokens is not None and budget > max_tokens:
+        # the model has no positions beyond this: longer sequences are cut, and counted
+        return int(max_tokens), f"{rule}: {budget}, capped at the model's {max_tokens} positions"
     return budget, rule
 
 
@@ -357,8 +401,23 @@ def _run_options(settings: dict, protocol: Protocol, benchmark, logger) -> dict:
     return {"sel_metric": sel_metric, "patience": patience, "rc_aug": rc_aug, "conjoin": conjoin}
 
 
+def model_token_limit(arch: str, model_hparams: dict, pretrained) -> int | None:
+    """Longest input the run's model reads: a released checkpoint's positions, or the
+    architecture's limit for the hyperparameters (a pretrained model's own, when given)."""
+    from dnatok.architectures import max_tokens
+
+    if isinstance(pretrained, ReleasedCheckpoint):
+        from dnatok import released
+
+        return released.token_limit(pretrained)
+    if pretrained:
+        saved = json.loads((Path(pretrained) / "config.json").read_text())
+        model_hparams = {**saved, **model_hparams}
+    return max_tokens(arch, model_hparams)
+
+
 def _prepare_inputs(data: TaskData, arch: str, tokens: TaskTokens, seed: int, protocol: Protocol,
-                    settings: dict, opts: dict, model_hparams: dict, logger) -> dict:
+                    settings: dict, opts: dict, model_hparams: dict, pretrained, logger) -> dict:
     """Validation split, token budget and the encoded splits of one run."""
     from dnatok.architectures import min_tokens
 
@@ -368,7 +427,8 @@ def _prepare_inputs(data: TaskData, arch: str, tokens: TaskTokens, seed: int, pr
                                              settings["val_fraction"])
     need_rc = opts["rc_aug"] or opts["conjoin"]
     lengths = tokens.lengths(both_strands=need_rc)
-    max_len, len_rule = token_budget(data, lengths, protocol, settings, min_tokens(arch, model_hparams))
+    max_len, len_rule = token_budget(data, lengths, protocol, settings, min_tokens(arch, model_hparams),
+                                     model_token_limit(arch, model_hparams, pretrained))
     with_mask = protocol.model_sees_padding_mask
     if with_mask and protocol.padding_side == "left" and arch in RECURRENT:
         raise UserError(f"{arch} reads its input in order, so with a padding mask it needs right padding; "
@@ -394,18 +454,55 @@ def _prepare_inputs(data: TaskData, arch: str, tokens: TaskTokens, seed: int, pr
             "truncated": truncated, "with_mask": with_mask, "split_seed": split_seed}
 
 
+class ReleasedCheckpoint(str):
+    """A released checkpoint folder given as the pretrained model: the classifier is the
+    family's own (dnatok.released), its weights loaded strictly, its head new."""
+
+
 def _build_model(arch, tok, data: TaskData, protocol: Protocol, pretrained, settings, opts, max_len,
                  model_hparams, device, logger):
-    from dnatok.models import build_classifier
+    """(classifier on ``device``, load report of a released checkpoint or None)."""
+    report = None
+    if isinstance(pretrained, ReleasedCheckpoint):
+        from dnatok import released
 
-    model = build_classifier(arch, num_labels=data.num_classes, vocab_size=tok.vocab_size,
-                             pad_token_id=tok.pad_id, pretrained=pretrained,
-                             complement_map=getattr(tok, "complement_map", None), pooling=protocol.pooling,
-                             conjoin=opts["conjoin"], max_len=max_len, **model_hparams)
+        if model_hparams:
+            raise UserError(f"a released checkpoint brings its own architecture; drop the model "
+                            f"hyperparameters {sorted(model_hparams)}")
+        model, report = released.load_classifier(pretrained, data.num_classes, arch, pooling=protocol.pooling,
+                                                 conjoin=opts["conjoin"])
+        logger.info("released %s checkpoint %s: %d tensors loaded; dropped (pretraining head): %s; "
+                    "new (initialised here): %s", report["family"], pretrained, report["loaded"],
+                    ", ".join(report["dropped"]) or "none", ", ".join(report["initialised"]) or "none")
+    else:
+        from dnatok.models import build_classifier
+
+        model = build_classifier(arch, num_labels=data.num_classes, vocab_size=tok.vocab_size,
+                                 pad_token_id=tok.pad_id, pretrained=pretrained,
+                                 complement_map=getattr(tok, "complement_map", None), pooling=protocol.pooling,
+                                 conjoin=opts["conjoin"], max_len=max_len, **model_hparams)
     if settings["lora"]:
         model = _apply_lora(model, settings["lora"], logger)
     model.to(device)
-    return model
+    return model, report
+
+
+def training_length(settings: dict, steps_per_epoch: int) -> tuple[int, int]:
+    """(epochs, optimizer steps). ``max_steps`` wins over ``epochs`` as in the HF Trainer:
+    training runs exactly that many steps, over as many epochs as it takes."""
+    if settings["max_steps"]:
+        total = int(settings["max_steps"])
+        return math.ceil(total / steps_per_epoch), total
+    epochs = int(settings["epochs"])
+    return epochs, steps_per_epoch * epochs
+
+
+def make_schedule(optimizer, settings: dict, total_steps: int):
+    warmup = (int(settings["warmup_steps"]) if settings["warmup_steps"] is not None
+              else int(total_steps * settings["warmup_fraction"]))
+    if settings["schedule"] == "linear":
+        return linear_with_warmup(optimizer, warmup, total_steps)
+    return cosine_with_warmup(optimizer, warmup, total_steps, float(settings["min_lr_ratio"]))
 
 
 def _fit(model, inputs: dict, data: TaskData, train_seed: int, protocol: Protocol, settings: dict,
@@ -414,14 +511,14 @@ def _fit(model, inputs: dict, data: TaskData, train_seed: int, protocol: Protoco
     import torch
 
     train, enc_train = inputs["train"], inputs["enc_train"]
-    bs, epochs = int(settings["batch_size"]), int(settings["epochs"])
+    bs = int(settings["batch_size"])
     steps_per_epoch = math.ceil(len(train) / bs)
-    total_steps = steps_per_epoch * epochs
+    epochs, total_steps = training_length(settings, steps_per_epoch)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=float(settings["learning_rate"]),
                                   weight_decay=float(settings["weight_decay"]))
-    scheduler = cosine_with_warmup(optimizer, int(total_steps * settings["warmup_fraction"]),
-                                   total_steps, float(settings["min_lr_ratio"]))
+    scheduler = make_schedule(optimizer, settings, total_steps)
+    step = 0
     best = BestEpoch(opts["sel_metric"], opts["patience"], int(settings["min_epochs"]),
                      protocol.selection_tie_break)
     history, collapsed_epochs = [], []
@@ -435,7 +532,8 @@ def _fit(model, inputs: dict, data: TaskData, train_seed: int, protocol: Protoco
         bar = Progress(steps_per_epoch, f"epoch {epoch}/{epochs}", logger, settings["log_every"],
                        settings["progress"])
         loss_sum, seen = 0.0, 0
-        for b in range(steps_per_epoch):
+        for b in range(min(steps_per_epoch, total_steps - step)):
+            step += 1
             idx = order[b * bs:(b + 1) * bs]
             batch = _batch_inputs(enc_train, idx, device, opts["conjoin"], inputs["with_mask"],
                                   flips[b * bs:(b + 1) * bs] if flips is not None else None)
@@ -492,11 +590,12 @@ def _train_one(data: TaskData, arch: str, tokens: TaskTokens, tok_name: str, wor
         torch.set_num_threads(int(settings["threads"]))
     benchmark = data.info.get("benchmark")
     opts = _run_options(settings, protocol, benchmark, logger)
-    inputs = _prepare_inputs(data, arch, tokens, seed, protocol, settings, opts, model_hparams, logger)
+    inputs = _prepare_inputs(data, arch, tokens, seed, protocol, settings, opts, model_hparams, pretrained,
+                             logger)
     train_seed = protocol.training_seed(seed)
     seed_everything(train_seed)
-    model = _build_model(arch, tok, data, protocol, pretrained, settings, opts, inputs["max_len"],
-                         model_hparams, device, logger)
+    model, release_report = _build_model(arch, tok, data, protocol, pretrained, settings, opts,
+                                         inputs["max_len"], model_hparams, device, logger)
     n_total, n_trainable = count_parameters(model)
     logger.info("model %s: %d parameters (%d trainable), device %s, pretrained=%s",
                 arch, n_total, n_trainable, device, pretrained)
@@ -514,7 +613,8 @@ def _train_one(data: TaskData, arch: str, tokens: TaskTokens, tok_name: str, wor
     wall = time.time() - t0
     run = {"seed": seed, "train_seed": train_seed, "benchmark": benchmark, "best": best, "history": history,
            "collapsed_epochs": collapsed_epochs, "val_m": val_m, "test_m": test_m, "wall": wall,
-           "device": device, "n_params": (n_total, n_trainable)}
+           "device": device, "n_params": (n_total, n_trainable), "release_load": release_report,
+           "tokenizer_variant": getattr(tok, "name", tok_name)}
     metrics = _metrics_record(data, arch, tok_name, protocol, pretrained, settings, opts, inputs,
                               model_hparams, run)
     if metrics["collapsed"]:
@@ -523,7 +623,8 @@ def _train_one(data: TaskData, arch: str, tokens: TaskTokens, tok_name: str, wor
     write_json(work / "provenance.json", provenance(
         stage="finetune", task_dir=str(data.path), protocol=protocol.to_dict(), settings=settings,
         model_hparams=model_hparams, seed=int(seed), device=str(device), wall_time_s=round(wall, 3),
-        threads=torch.get_num_threads(), tokenizer=tok_name, pretrained=str(pretrained) if pretrained else None))
+        threads=torch.get_num_threads(), tokenizer=tok_name, pretrained=str(pretrained) if pretrained else None,
+        released_checkpoint=release_report))
     logger.info("test: mcc %.4f accuracy %.4f (best epoch %d of %d, %.1fs)", test_m["mcc"],
                 test_m["accuracy"], best.epoch, len(history), wall)
     return metrics
@@ -555,9 +656,13 @@ def _metrics_record(data, arch, tok_name, protocol, pretrained, settings, opts, 
     return {
         "benchmark": run["benchmark"], "task": data.info.get("name"), "category": data.info.get("category"),
         "model": settings["model_name"] or arch, "architecture": arch, "tokenizer": tok_name,
+        "label": settings["label"], "tokenizer_variant": run["tokenizer_variant"],
         "seed": int(run["seed"]), "split_seed": inputs["split_seed"], "training_seed": run["train_seed"],
         "protocol": protocol.name, "protocol_fields": protocol.to_dict(),
-        "pretrained": str(pretrained) if pretrained else None, "validation_source": inputs["val_source"],
+        "pretrained": str(pretrained) if pretrained else None,
+        "released_checkpoint": isinstance(pretrained, ReleasedCheckpoint),
+        "new_head_tensors": (run["release_load"] or {}).get("initialised"),
+        "protocol_recipe": protocol.recipe, "validation_source": inputs["val_source"],
         "n_train": len(inputs["train"]), "n_validation": len(inputs["val"]), "n_test": len(data.test),
         "test": {k: v for k, v in test_m.items() if k not in strip},
         "validation": {k: v for k, v in val_m.items() if k not in strip},
@@ -574,14 +679,35 @@ def _run_complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in ("metrics.json", "predictions.tsv", "provenance.json"))
 
 
-def _checked_call(protocol, settings, model_hparams, pretrained, task_dir, task):
-    """The arguments of a fine-tuning call, resolved and checked, and the task read."""
-    protocol = get_protocol(protocol)
+def _checked_call(protocol, settings, model_hparams, pretrained, task_dir, task, arch, checkpoint=None):
+    """The arguments of a fine-tuning call, resolved and checked, and the task read.
+    ``checkpoint``: a released checkpoint folder (dnatok.released) instead of ``pretrained``."""
+    protocol = get_protocol(protocol, arch)
     settings = resolve_settings(settings)
-    pretrained = str(pretrained) if pretrained else None
+    if pretrained and checkpoint:
+        raise UserError("give a pretrained model or a released checkpoint, not both")
+    pretrained = ReleasedCheckpoint(checkpoint) if checkpoint else (str(pretrained) if pretrained else None)
     if pretrained and not Path(pretrained).is_dir():
-        raise UserError(f"pretrained model folder {pretrained} does not exist")
+        raise UserError(f"{'checkpoint' if checkpoint else 'pretrained model'} folder {pretrained} does not exist")
     return protocol, settings, dict(model_hparams or {}), pretrained, load_task(task_dir, task)
+
+
+def run_tokenizer(tokenizer, workdir: Path, arch: str, pretrained, protocol: Protocol, benchmark):
+    """(tokenizer, name) of a run: ``own`` = the released checkpoint's own tokenizer (for
+    DNABERT-k fed un-spaced where the protocol replays the study's --kmer -1 bug)."""
+    from dnatok.released import OWN_TOKENIZER
+
+    if str(tokenizer) != OWN_TOKENIZER:
+        if isinstance(pretrained, ReleasedCheckpoint):
+            raise UserError(f"a released checkpoint is fine-tuned with its own tokenizer: pass "
+                            f"--tokenizer {OWN_TOKENIZER}, not {tokenizer}")
+        return resolve_tokenizer(tokenizer, workdir)
+    if not isinstance(pretrained, ReleasedCheckpoint):
+        raise UserError(f"tokenizer {OWN_TOKENIZER!r} is a released checkpoint's own; give --checkpoint")
+    from dnatok import released
+
+    options = {"unspaced": True} if arch == "dnabert" and benchmark in protocol.unspaced_kmer_benchmarks else {}
+    return released.load_tokenizer(pretrained, arch, **options), OWN_TOKENIZER
 
 
 def _logged_run(work: Path, data, arch, tokens: TaskTokens, tok_name, seed, protocol, pretrained,
@@ -598,13 +724,13 @@ def _logged_run(work: Path, data, arch, tokens: TaskTokens, tok_name, seed, prot
 
 def finetune_seeds(task_dir, arch: str, tokenizer, out_root, seeds, protocol="corrected",
                    pretrained=None, settings: dict | None = None, model_hparams: dict | None = None,
-                   task=None, log=None) -> list[dict]:
+                   task=None, log=None, checkpoint=None) -> list[dict]:
     """Fine-tune one grid point for several seeds in one process: the task is read and
     tokenized once; each run goes to ``out_root/seed{N}`` exactly as :func:`finetune`
     would write it alone (same files, same numbers). A run folder that is already complete
     is kept and skipped, so a restarted job continues with the runs it had not finished."""
     protocol, settings, model_hparams, pretrained, data = _checked_call(
-        protocol, settings, model_hparams, pretrained, task_dir, task)
+        protocol, settings, model_hparams, pretrained, task_dir, task, arch, checkpoint)
     if len(set(seeds)) != len(seeds) or not seeds:
         raise UserError(f"seeds must be distinct and at least one, got {list(seeds)}")
     out_root = Path(out_root)
@@ -619,7 +745,8 @@ def finetune_seeds(task_dir, arch: str, tokenizer, out_root, seeds, protocol="co
                     log(f"seed {seed}: complete run kept ({folder})")
                 continue
             if tokens is None:
-                tok, tok_name = resolve_tokenizer(tokenizer, out_root / ".tokenizer")
+                tok, tok_name = run_tokenizer(tokenizer, out_root / ".tokenizer", arch, pretrained, protocol,
+                                              data.info.get("benchmark"))
                 tokens = TaskTokens(data, tok, settings["add_special_tokens"])
             with atomic_path(folder, is_dir=True) as work:
                 results.append(_logged_run(work, data, arch, tokens, tok_name, seed, protocol, pretrained,
@@ -631,7 +758,7 @@ def finetune_seeds(task_dir, arch: str, tokenizer, out_root, seeds, protocol="co
 
 def finetune(task_dir, arch: str, tokenizer, out_dir, seed: int, protocol="corrected",
              pretrained=None, settings: dict | None = None, model_hparams: dict | None = None,
-             task=None) -> dict:
+             task=None, checkpoint=None) -> dict:
     """Fine-tune ``arch`` on the task in ``task_dir``; returns the metrics written to
     ``out_dir/metrics.json``.
 
@@ -639,12 +766,15 @@ def finetune(task_dir, arch: str, tokenizer, out_dir, seed: int, protocol="corre
     tokenizer object. ``protocol``: ``"corrected"`` (default), ``"original"``, a
     :class:`Protocol`, or ``{"base": name, field: value}``. ``settings``: see
     :data:`DEFAULT_SETTINGS`. ``model_hparams`` go to ``build_classifier``.
-    ``task``: a registry Task or dict overriding ``task.json``.
+    ``task``: a registry Task or dict overriding ``task.json``. ``checkpoint``: a released
+    checkpoint folder (dnatok.released) to start from instead of ``pretrained``, with
+    ``tokenizer="own"`` (its own tokenizer).
     """
     protocol, settings, model_hparams, pretrained, data = _checked_call(
-        protocol, settings, model_hparams, pretrained, task_dir, task)
+        protocol, settings, model_hparams, pretrained, task_dir, task, arch, checkpoint)
     with atomic_path(out_dir, is_dir=True) as work:
-        tok, tok_name = resolve_tokenizer(tokenizer, work / "tokenizer")
+        tok, tok_name = run_tokenizer(tokenizer, work / "tokenizer", arch, pretrained, protocol,
+                                      data.info.get("benchmark"))
         tokens = TaskTokens(data, tok, settings["add_special_tokens"])
         return _logged_run(work, data, arch, tokens, tok_name, seed, protocol, pretrained, settings,
                            model_hparams)
