@@ -45,7 +45,7 @@ MODELS = {
                                  intermediate_size=3072)),
     "gpt_neo_125m": ("gpt_neo", dict(hidden_size=768, num_layers=12, num_heads=12, window_size=256)),
     "hyena_hf_d256_l4": ("hyena", dict(d_model=256, n_layer=4, max_seq_len=1026, filter_order=64)),
-    "caduceus_ps_d256_l4": ("caduceus_hub", dict(rcps=True, d_model=256, n_layer=4)),
+    "caduceus_ps_d256_l4": ("caduceus_hub", dict(rcps=True, d_model=256, n_layer=4, d_state=16)),
 }
 
 

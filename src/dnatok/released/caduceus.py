@@ -405,6 +405,8 @@ def _random_tensor(name: str, shape, g: torch.Generator) -> torch.Tensor:
     if name.endswith("dt_proj.bias"):
         dt = torch.exp(torch.rand(shape, generator=g) * (math.log(0.5) - math.log(0.05)) + math.log(0.05))
         return dt + torch.log(-torch.expm1(-dt))
+    if len(shape) >= 2:   # weights scaled by fan-in, as trained ones are: no underflowing scans
+        return noise / math.sqrt(shape[-1])
     return 0.3 * noise
 
 
