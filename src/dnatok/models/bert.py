@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
-from .heads import ClassifierMixin, DnaConfig, init_fill, init_normal, masked_lm_loss, pool
+from .heads import ClassifierMixin, DnaConfig, init_bert_style, init_fill, masked_lm_loss, pool
 
 
 class BertConfig(DnaConfig):
@@ -137,15 +137,8 @@ class BertPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
 
     def _init_weights(self, module):
-        std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            init_normal(module.weight, std)
-            if getattr(module, "bias", None) is not None:
-                init_fill(module.bias, 0.0)
-        elif isinstance(module, nn.LayerNorm):
-            init_fill(module.weight, 1.0)
-            init_fill(module.bias, 0.0)
-        elif isinstance(module, BertLMHead):
+        init_bert_style(module, self.config.initializer_range)
+        if isinstance(module, BertLMHead):
             init_fill(module.bias, 0.0)
 
 

@@ -72,6 +72,17 @@ def init_fill(t, value):
             t.fill_(value)
 
 
+def init_bert_style(module: nn.Module, std: float) -> None:
+    """BERT's init: Linear/Embedding weights N(0, std), biases 0, LayerNorm 1 and 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        init_normal(module.weight, std)
+        if getattr(module, "bias", None) is not None:
+            init_fill(module.bias, 0.0)
+    elif isinstance(module, nn.LayerNorm):
+        init_fill(module.weight, 1.0)
+        init_fill(module.bias, 0.0)
+
+
 def init_linear_default(module: nn.Linear, scale: float = 1.0):
     """PyTorch's default Linear init (uniform +-1/sqrt(fan_in)), optionally scaled; zero bias."""
     init_uniform(module.weight, scale / math.sqrt(module.in_features))

@@ -39,7 +39,7 @@ from transformers import PreTrainedModel
 
 from dnatok.errors import UserError
 from dnatok.released.base import is_dropped
-from dnatok.models.heads import ClassifierMixin, DnaConfig, init_fill, init_normal
+from dnatok.models.heads import ClassifierMixin, DnaConfig, init_bert_style
 
 __all__ = ["NAME", "LABEL", "TOKENIZER", "HEAD_POOLING", "matches", "Config", "config_from_release",
            "Classifier", "map_key", "DROPPED", "NEW_HEAD", "MAY_LACK", "write_tiny_release"]
@@ -286,14 +286,7 @@ class PreTrained(PreTrainedModel):
     main_input_name = "input_ids"
 
     def _init_weights(self, module):
-        std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            init_normal(module.weight, std)
-            if getattr(module, "bias", None) is not None:
-                init_fill(module.bias, 0.0)
-        elif isinstance(module, nn.LayerNorm):
-            init_fill(module.weight, 1.0)
-            init_fill(module.bias, 0.0)
+        init_bert_style(module, self.config.initializer_range)
 
 
 class Classifier(ClassifierMixin, PreTrained):
