@@ -27,7 +27,7 @@ wildcard_constraints:
     seed="[0-9]+",
     split="train|valid|test",
     protocol="original|corrected",
-    hp=HP_PATTERN,
+    pack="g[0-9]+",
 
 
 include: "rules/data.smk"

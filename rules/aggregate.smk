@@ -7,7 +7,7 @@
 
 rule collect_runs:
     input:
-        lambda wc: metrics_files(wc.benchmark, wc.tokenizer),
+        lambda wc: pack_manifests(wc.benchmark, wc.tokenizer),
     output:
         runs="results/{benchmark}/{tokenizer}/runs.tsv",
         provenance="results/{benchmark}/{tokenizer}/runs.provenance.json",

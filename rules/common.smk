@@ -32,7 +32,6 @@ if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 ENV = "../envs/dnatok.yaml"
 GPU_ENV = "../envs/dnatok-gpu.yaml"
 PROTOCOLS = dnaconf.protocols(config)
-HP_PATTERN = dnaconf.HP_PATTERN
 
 
 def as_json(obj):
@@ -105,11 +104,16 @@ def tokenizer_arg(wildcards, input):
     return shlex.quote(input.tokenizer) if input.tokenizer else wildcards.tokenizer
 
 
+def pack_grid(wildcards):
+    """The grid points of one fine-tuning job (a pack)."""
+    return dnaconf.packs(config, wildcards.benchmark, wildcards.model, wildcards.tokenizer,
+                         wildcards.task)[wildcards.pack]
+
+
 def finetune_params(wildcards):
-    """Resolved fine-tuning settings of one grid point (every seed of a job shares them)."""
-    return as_json(dnaconf.finetune_settings(config, wildcards.protocol, wildcards.benchmark,
-                                             wildcards.model, wildcards.tokenizer, wildcards.hp,
-                                             wildcards.task))
+    """The settings every run of a pack shares (each run adds its grid point)."""
+    return as_json(dnaconf.pack_settings(config, wildcards.protocol, wildcards.benchmark,
+                                         wildcards.model, wildcards.tokenizer, wildcards.task))
 
 
 def pretrain_params(wildcards):
@@ -174,39 +178,36 @@ def res(rule, key):
 
 
 def finetune_runtime(wildcards):
-    """A fine-tuning job trains every seed of its grid point: the configured per-run
-    runtime times the number of seeds."""
-    return resource("finetune", "runtime", wildcards.benchmark) * len(config["seeds"])
+    """A fine-tuning job trains every run of its pack: the configured per-run runtime times
+    its runs (grid points x seeds), capped at max_runtime (a pack that reaches the cap is
+    requeued and continues with the runs it had not finished)."""
+    runs = len(pack_grid(wildcards)) * len(config["seeds"])
+    want = resource("finetune", "runtime", wildcards.benchmark) * runs
+    cap = resource("finetune", "max_runtime", wildcards.benchmark)
+    return min(want, cap) if cap else want
 
 
 # ---------------------------------------------------------------- targets
-RUN = "results/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}/{hp}"
+PACK_ROOT = "results/finetune/{protocol}/{benchmark}/{task}/{model}/{tokenizer}"
+PACK = f"{PACK_ROOT}/pack-{{pack}}.tsv"
 
 
-def seed_files(name):
-    """One file per configured seed of a grid point's folder (the other wildcards stay)."""
-    return expand(f"{RUN}/seed{{seed}}/{name}", seed=config["seeds"], allow_missing=True)
-
-
-def runs_of(benchmark, tokenizer=None):
-    """(protocol, task, model, tokenizer, hp) of every configured run group of a benchmark."""
+def packs_of(benchmark, tokenizer=None):
+    """(protocol, task, model, tokenizer, pack) of every fine-tuning job of a benchmark."""
     return [
-        dict(protocol=p, benchmark=benchmark, task=task, model=model, tokenizer=tok, hp=hp)
+        dict(protocol=p, benchmark=benchmark, task=task, model=model, tokenizer=tok, pack=pack)
         for p in PROTOCOLS
         for task in tasks_of(benchmark)
         for model in config["models"]
         for tok in tokenizers_for(model)
         if tokenizer is None or tok == tokenizer
-        for hp in dnaconf.grid_ids(config, benchmark, model, tok, task)
+        for pack in dnaconf.packs(config, benchmark, model, tok, task)
     ]
 
 
-def metrics_files(benchmark, tokenizer=None):
-    return [
-        f"{RUN}/seed{{seed}}/metrics.json".format(**run, seed=seed)
-        for run in runs_of(benchmark, tokenizer)
-        for seed in config["seeds"]
-    ]
+def pack_manifests(benchmark, tokenizer=None):
+    """The manifests of a benchmark's packs: each lists its runs' metrics.json."""
+    return [PACK.format(**job) for job in packs_of(benchmark, tokenizer)]
 
 
 def used_tokenizers():

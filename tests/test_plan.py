@@ -59,13 +59,19 @@ def _expected(conf: dict) -> dict:
     toks = {m: ["own"] if m in released else models[m].get("tokenizers", list(conf["tokenizers"])) for m in models}
     protocols = [conf["protocol"]] if isinstance(conf["protocol"], str) else conf["protocol"]
     finetune_jobs, finetune_gpu_h = 0, 0.0
+    size = conf.get("finetune_pack", "all")
     for bench in conf["benchmarks"]:
-        points = sum(_grid_size(conf, m, t, bench, task) for m in models for t in toks[m]
-                     for task in _tasks(conf, bench))
-        n = len(protocols) * points
-        finetune_jobs += n
-        finetune_gpu_h += (n * len(conf["seeds"]) * _resource(conf, "finetune", "runtime", bench) / 60
-                           * _resource(conf, "finetune", "gpu", bench))
+        for m in models:
+            for t in toks[m]:
+                for task in _tasks(conf, bench):
+                    points = _grid_size(conf, m, t, bench, task)
+                    chunks = [points] if size == "all" else [min(size, points - i) for i in range(0, points, size)]
+                    for chunk in chunks:    # one job per pack of grid points, each with every seed
+                        minutes = _resource(conf, "finetune", "runtime", bench) * chunk * len(conf["seeds"])
+                        cap = _resource(conf, "finetune", "max_runtime", bench)
+                        finetune_jobs += len(protocols)
+                        finetune_gpu_h += (len(protocols) * (min(minutes, cap) if cap else minutes) / 60
+                                           * _resource(conf, "finetune", "gpu", bench))
     pretrain_jobs = sum(len(toks[m]) for m in models if models[m]["arch"] != "cnn" and m not in released)
     pretrain_gpu_h = pretrain_jobs * _resource(conf, "pretrain", "runtime") / 60 * _resource(conf, "pretrain", "gpu")
     return {"finetune": finetune_jobs, "finetune_gpu_h": finetune_gpu_h,
@@ -139,12 +145,9 @@ def test_full_study_plan_from_the_command_line(tmp_path):
     rows = {r["rule"]: r for r in json.loads(proc.stdout)}
     finetune = {k: v for k, v in rows.items() if k.startswith("finetune[")}
     assert set(finetune) == {f"finetune[{b}]" for b in conf["benchmarks"]}
-    # the study's sweeps, nine models: 3,978 grid-point jobs of 10 seeds each (39,780 runs)
-    assert sum(r["jobs"] for r in finetune.values()) == expected["finetune"] == 3978
+    # the study's sweeps, nine models: 486 packs (54 tasks x 9 model/tokenizers), 39,780 runs
+    assert sum(r["jobs"] for r in finetune.values()) == expected["finetune"] == 486
     assert sum(r["gpu_hours"] for r in finetune.values()) == pytest.approx(expected["finetune_gpu_h"])
-    # the study's budgets: 5 h per GUE run, 2 h per NTv2 run (x 10 seeds per job), 12 h per pretraining
-    assert finetune["finetune[gue]"]["gpu_hours"] == pytest.approx(finetune["finetune[gue]"]["jobs"] * 5 * 10)
-    assert finetune["finetune[nt]"]["gpu_hours"] == pytest.approx(finetune["finetune[nt]"]["jobs"] * 2 * 10)
     assert rows["pretrain"]["jobs"] == expected["pretrain"]
     assert rows["pretrain"]["gpu_hours"] == pytest.approx(rows["pretrain"]["jobs"] * 12)
 
@@ -158,17 +161,16 @@ def test_table_output_and_errors(tmp_path, capsys, monkeypatch):
     conf = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     bench, task = next((b, t) for b in conf["benchmarks"] for t in _tasks(conf, b))
     model = next(m for m in conf["models"] if conf["models"][m]["arch"] != "cnn")
-    tok, seed = next(iter(conf["tokenizers"])), conf["seeds"][0]
-    lr = conf["finetune"]["learning_rate"]
-    hp = f"lr{lr:.0e}".replace("e-0", "e-") + f"_bs{conf['finetune']['batch_size']}_rc0"
+    tok = next(iter(conf["tokenizers"]))
     monkeypatch.chdir(tmp_path)
     assert main(["plan", "--snakefile", str(SNAKEFILE), "--configfile", str(REPO / "config" / "demo.yaml"),
-                 f"results/finetune/corrected/{bench}/{task}/{model}/{tok}/{hp}/seed{seed}/metrics.json"]) == 0
+                 f"results/finetune/corrected/{bench}/{task}/{model}/{tok}/pack-g0.tsv"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[1]: line.split() for line in out.splitlines()
              if len(line.split()) > 2 and line.split()[0] in ("data", "tokenize", "pretrain", "finetune")}
-    # one finetune job (all seeds of its grid point) and one pretraining job
-    for rule, b, runs in (("finetune", bench, len(conf["seeds"])), ("pretrain", None, 1)):
+    # one finetune job (a pack: every seed of the demo's single grid point) and one pretraining job
+    points = _grid_size(conf, model, tok, bench, task)
+    for rule, b, runs in (("finetune", bench, points * len(conf["seeds"])), ("pretrain", None, 1)):
         hours = runs * _resource(conf, rule, "runtime", b) / 60 * _resource(conf, rule, "gpu", b)
         assert lines[rule][2:5] == ["1", "1", f"{hours:.1f}"]
     assert out.splitlines()[0].startswith("dnatok plan:") and "total" in out

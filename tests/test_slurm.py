@@ -211,9 +211,10 @@ def test_workflow_runs_on_slurm_with_gpu_rules_on_the_gpu_partition(cluster, tmp
     task = sorted(conf["benchmarks"][bench]["tasks"])[0]
     model = next(iter(conf["models"]))
     tok = next(iter(conf["tokenizers"]))
-    ft = {**conf["finetune"], **yaml.safe_load(SMALL.read_text())["finetune"]}   # small.yaml is given second
-    hp = f"lr{ft['learning_rate']:.0e}".replace("e-0", "e-") + f"_bs{ft['batch_size']}_rc0"
-    target = f"results/finetune/corrected/{bench}/{task}/{model}/{tok}/{hp}/seed{conf['seeds'][0]}/metrics.json"
+    small = yaml.safe_load(SMALL.read_text())                 # small.yaml is given second
+    grid = small["models"][model]["grid"]["learning_rate"]
+    pack_runs = len(grid) * len(small["seeds"])
+    target = f"results/finetune/corrected/{bench}/{task}/{model}/{tok}/pack-g0.tsv"
     log_path = tmp_path / "snakemake.log"
     cmd = SNAKEMAKE + ["--configfile", str(DEMO), str(SMALL),
                        "--profile", str(REPO / "profiles/slurm"), "--profile", str(REPO / "profiles/slurm-ci"),
@@ -238,6 +239,8 @@ def test_workflow_runs_on_slurm_with_gpu_rules_on_the_gpu_partition(cluster, tmp
         pytest.fail(f"snakemake on SLURM {'timed out' if rc is None else f'exited {rc}'}:\n"
                     f"{output[-6000:]}{job_logs[-6000:]}")
     assert (tmp_path / target).is_file()
+    runs = sorted((tmp_path / target).parent.glob("*/seed*/metrics.json"))
+    assert len(runs) == pack_runs == 2, runs            # one job trained the whole pack
 
     # SLURM job id -> rule, from the plugin's submission messages (log path .../rule_<rule>/...)
     submitted = {m.group(1): m.group(2) for m in re.finditer(
@@ -268,7 +271,9 @@ def test_workflow_runs_on_slurm_with_gpu_rules_on_the_gpu_partition(cluster, tmp
         assert info["Partition"] == jobcomp[jobid] == want_partition, (jobid, rule, info)
         assert info["Account"] == "dnatok-ci" and info["Requeue"] == "1", (jobid, rule, info)
         assert info["Comment"].startswith(f"rule_{rule}"), (jobid, rule, info)
-        assert _minutes(info["TimeLimit"]) == _config_resource(conf, rule, "runtime"), (jobid, rule, info)
+        # a pack asks for the per-run runtime times its runs
+        sized = _config_resource(conf, rule, "runtime") * (pack_runs if rule == "finetune" else 1)
+        assert _minutes(info["TimeLimit"]) == sized, (jobid, rule, info)
         assert int(info["CPUs/Task"]) == _config_resource(conf, rule, "threads"), (jobid, rule, info)
         if rule in gpu_rules:
             assert "gres:gpu:a6000:1" in _gpu_request(info), (jobid, rule, info)

@@ -34,8 +34,12 @@ def test_lint_is_clean(tmp_path):
 
 def test_full_study_dry_run_lists_the_whole_job_matrix():
     # --forceall: the matrix must not depend on what a demo run already left in the checkout
-    out = _run(["-n", "--forceall", "--quiet", "rules"], cwd=REPO)
+    out = _run(["-n", "--forceall", "-p"], cwd=REPO)
     counts = _job_counts(out)
+    # the runs the jobs will train: each pack's --grid points x its --seeds
+    grids = re.findall(r"--seeds ((?:\d+ )+)--grid ((?:\S+ )+)--protocol", out)
+    assert len(grids) == counts["finetune"]
+    packed_runs = sum(len(seeds.split()) * len(grid.split()) for seeds, grid in grids)
     # one job per grid point (10 seeds each); grids from the study's published sweeps:
     # (tasks, learning rates x batch sizes x rc_aug) per benchmark
     mamba_char = 28 * 3 * 2 + 8 * 3 * 2 + 18 * 6 * 2
@@ -47,8 +51,10 @@ def test_full_study_dry_run_lists_the_whole_job_matrix():
     dnabert2 = 28 * 2 + 8 * 2 + 18
     dnabert6 = 28 * 2 + 8 * 2 + 18
     ntv2 = gpt = 54
-    assert counts["finetune"] == (mamba_char + mamba_bpe + caduceus + cnn + hyena + dnabert2 + dnabert6 + ntv2
-                                  + gpt) == 3978
+    runs = (mamba_char + mamba_bpe + caduceus + cnn + hyena + dnabert2 + dnabert6 + ntv2 + gpt) * 10
+    assert runs == packed_runs == 39780
+    # packs: every grid point of a task x model x tokenizer in one job (finetune_pack: all)
+    assert counts["finetune"] == 54 * 9 == 486
     assert counts["prepare_task"] == 54
     # mamba x 2 tokenizers + caduceus + hyena (char); the CNN and the released checkpoints are not pretrained
     assert counts["pretrain"] == 4
@@ -62,7 +68,7 @@ def test_full_study_dry_run_lists_the_whole_job_matrix():
 def test_gue_bpe_summary_is_a_valid_target():
     out = _run(["results/gue/bpe/summary.tsv", "-n", "--forceall"], cwd=REPO)
     counts = _job_counts(out)
-    assert counts["finetune"] == 28 * 7 * 2
+    assert counts["finetune"] == 28        # one pack per task: Mamba-BPE's 7 x 2 grid points x 10 seeds
     assert counts["train_tokenizer"] == 1 and counts["select"] == 1 and "significance" not in counts
     # select runs before summarize: summarize's input is select's output
     assert "input: results/gue/bpe/selected.tsv" in out

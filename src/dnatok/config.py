@@ -163,6 +163,28 @@ def grid_ids(config: dict, benchmark: str, model: str, tokenizer: str, task: str
     return [hp_id(p) for p in grid_points(config, benchmark, model, tokenizer, task)]
 
 
+def pack_size(config: dict) -> int | None:
+    """Grid points per fine-tuning job (each with every seed); None: all of them."""
+    size = config.get("finetune_pack", "all")
+    return None if size == "all" else int(size)
+
+
+def packs(config: dict, benchmark: str, model: str, tokenizer: str, task: str) -> dict[str, list[str]]:
+    """The fine-tuning jobs of (benchmark, task, model, tokenizer): pack id (``g0``, ``g1``
+    ...) -> its grid points, in grid order, ``finetune_pack`` per job."""
+    ids = grid_ids(config, benchmark, model, tokenizer, task)
+    n = pack_size(config) or len(ids)
+    return {f"g{k}": ids[k * n:(k + 1) * n] for k in range((len(ids) + n - 1) // n)}
+
+
+def pack_settings(config: dict, protocol: str, benchmark: str, model: str, tokenizer: str, task: str) -> dict:
+    """The settings every run of a pack shares: a run's settings without its grid point
+    (``dnatok finetune --grid`` puts each run's back)."""
+    hp = grid_ids(config, benchmark, model, tokenizer, task)[0]
+    return {k: v for k, v in finetune_settings(config, protocol, benchmark, model, tokenizer, hp, task).items()
+            if k not in GRID_KEYS}
+
+
 def finetune_settings(config: dict, protocol: str, benchmark: str, model: str, tokenizer: str,
                       hp: str, task: str | None = None) -> dict:
     """The resolved settings of one run: its grid point applied, the settings the protocol

@@ -41,7 +41,7 @@ def _protocol_overrides(items: list[str] | None) -> dict:
 
 
 def _finetune(args) -> int:
-    from dnatok.train.finetune import finetune, finetune_seeds
+    from dnatok.train.finetune import finetune
 
     settings = _json_arg(args.settings, "--settings")
     for flag, key in (("epochs", "epochs"), ("lr", "learning_rate"), ("batch_size", "batch_size"),
@@ -60,9 +60,12 @@ def _finetune(args) -> int:
     else:
         if not args.out_root:
             raise UserError("--seeds needs --out-root (one seed<N> folder per run)")
-        results = finetune_seeds(args.data, args.model, args.tokenizer, args.out_root, args.seeds,
-                                 log=print, **common)
-        runs = [(Path(args.out_root) / f"seed{m['seed']}", m) for m in results]
+        from dnatok.train.pack import finetune_pack, pack_runs
+
+        results = finetune_pack(args.data, args.model, args.tokenizer, args.out_root, args.seeds, args.grid,
+                                log=print, manifest=args.manifest, **common)
+        folders = [run[2] for run in pack_runs(Path(args.out_root), args.grid, args.seeds, None)]
+        runs = list(zip(folders, results))
     for out, m in runs:
         note = " (COLLAPSED)" if m["collapsed"] else ""
         print(f"{m['task']} {m['model']} {m['tokenizer']} seed {m['seed']} [{m['protocol']}]: "
@@ -100,8 +103,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="the run's output folder (written atomically)")
     p.add_argument("--seeds", type=int, nargs="+",
                    help="several seeds of the same settings in one process (with --out-root)")
-    p.add_argument("--out-root", help="with --seeds: each run goes to OUT_ROOT/seed<N>, atomically; "
-                                      "complete run folders are kept and skipped")
+    p.add_argument("--out-root", help="with --seeds: each run goes to OUT_ROOT/seed<N> (OUT_ROOT/<hp>/seed<N> with "
+                                      "--grid), atomically; complete folders of the same run are kept and skipped")
+    p.add_argument("--grid", nargs="+", metavar="HP",
+                   help="a pack: these grid points (lr1e-4_bs128_rc1 ...) x --seeds in one process; "
+                        "their values replace the grid keys of --settings")
+    p.add_argument("--manifest", help="with --seeds: write the pack's run list (TSV) here when every run is done")
     p.add_argument("--protocol", default="corrected", choices=("corrected", "original"))
     p.add_argument("--protocol-set", action="append", metavar="FIELD=VALUE",
                    help="change one protocol field, e.g. pooling=mean (repeatable; measures one quirk)")

@@ -725,35 +725,14 @@ def _logged_run(work: Path, data, arch, tokens: TaskTokens, tok_name, seed, prot
 def finetune_seeds(task_dir, arch: str, tokenizer, out_root, seeds, protocol="corrected",
                    pretrained=None, settings: dict | None = None, model_hparams: dict | None = None,
                    task=None, log=None, checkpoint=None) -> list[dict]:
-    """Fine-tune one grid point for several seeds in one process: the task is read and
-    tokenized once; each run goes to ``out_root/seed{N}`` exactly as :func:`finetune`
-    would write it alone (same files, same numbers). A run folder that is already complete
-    is kept and skipped, so a restarted job continues with the runs it had not finished."""
-    protocol, settings, model_hparams, pretrained, data = _checked_call(
-        protocol, settings, model_hparams, pretrained, task_dir, task, arch, checkpoint)
-    if len(set(seeds)) != len(seeds) or not seeds:
-        raise UserError(f"seeds must be distinct and at least one, got {list(seeds)}")
-    out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
-    results, tokens, tok_name = [], None, None
-    try:
-        for seed in seeds:
-            folder = out_root / f"seed{int(seed)}"
-            if _run_complete(folder):
-                results.append(json.loads((folder / "metrics.json").read_text()))
-                if log:
-                    log(f"seed {seed}: complete run kept ({folder})")
-                continue
-            if tokens is None:
-                tok, tok_name = run_tokenizer(tokenizer, out_root / ".tokenizer", arch, pretrained, protocol,
-                                              data.info.get("benchmark"))
-                tokens = TaskTokens(data, tok, settings["add_special_tokens"])
-            with atomic_path(folder, is_dir=True) as work:
-                results.append(_logged_run(work, data, arch, tokens, tok_name, seed, protocol, pretrained,
-                                           settings, model_hparams))
-    finally:
-        shutil.rmtree(out_root / ".tokenizer", ignore_errors=True)
-    return results
+    """Fine-tune one grid point for several seeds in one process (a pack of one grid point,
+    :func:`dnatok.train.pack.finetune_pack`): each run goes to ``out_root/seed{N}`` exactly
+    as :func:`finetune` would write it alone; a complete run folder written by the same
+    run is kept, so a restarted job continues with the runs it had not finished."""
+    from dnatok.train.pack import finetune_pack
+
+    return finetune_pack(task_dir, arch, tokenizer, out_root, seeds, None, protocol, pretrained, settings,
+                         model_hparams, task, log, checkpoint)
 
 
 def finetune(task_dir, arch: str, tokenizer, out_dir, seed: int, protocol="corrected",
