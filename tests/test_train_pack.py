@@ -61,7 +61,7 @@ def test_changed_settings_set_the_old_runs_aside(tmp_path):
 def _pack_cmd(task, root, manifest):
     return [sys.executable, "-m", "dnatok", "finetune", "--data", str(task), "--model", "cnn", "--tokenizer", "char",
             "--seeds", "1", "2", "--grid", *GRID, "--out-root", str(root), "--manifest", str(manifest),
-            "--settings", json.dumps({"epochs": 40, "patience": None, "progress": False}),
+            "--settings", json.dumps({"epochs": 25, "patience": None, "progress": False}),
             "--model-args", json.dumps(TINY_CNN), "--threads", "1"]
 
 
