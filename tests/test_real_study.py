@@ -1,7 +1,7 @@
 """The whole study DAG, run for real on real data from ../shared (tests/study/real_study.yaml):
 two GUE tasks, one Genomic Benchmarks task cut from the hg38 chr2 piece, pretraining windows
 from the same piece, char and BPE, a Mamba with a 2-point learning-rate grid and the CNN,
-2 seeds, both protocols, through selection to results/study/.
+3 seeds, both protocols, through selection to results/study/.
 
 The same run then answers three more questions: config values with shell metacharacters
 (the mirror folder names) run nothing; editing one config section reruns exactly the jobs
@@ -30,7 +30,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 PIECE = "data/genome/hg38_chr2_1-2333275.fa.gz"
 PIECE_LEN = 2_333_275
 GB_TASK = "human_ensembl_regulatory"
-SEEDS = (1, 2)
+SEEDS = (1, 2, 3)
 PROTOCOLS = ("original", "corrected")
 
 
@@ -93,7 +93,7 @@ def test_every_run_exists_and_its_mcc_comes_from_its_predictions(study):
 
     work = study["work"]
     metrics = sorted(work.glob("results/finetune/*/*/*/*/*/*/seed*/metrics.json"))
-    # 3 tasks x 2 protocols x 2 seeds x (mamba: 2 tokenizers x 2 learning rates + cnn: 1)
+    # 3 tasks x 2 protocols x 3 seeds x (mamba: 2 tokenizers x 2 learning rates + cnn: 1)
     assert len(metrics) == 3 * 2 * len(SEEDS) * (2 * 2 + 1)
     for path in metrics:
         m = json.loads(path.read_text())
@@ -264,7 +264,7 @@ def test_a_config_edit_reruns_exactly_the_dependent_jobs(study, edit, expect):
         assert selected, f"{rule} should rerun"
         assert all(ok(w) for w in selected), (rule, selected)
     # and everything the edit touches: e.g. all 12 mamba packs after a pretrain change (one
-    # pack per protocol x task x tokenizer: both learning rates x 2 seeds)
+    # pack per protocol x task x tokenizer: both learning rates x 3 seeds)
     if "finetune" in expect:
         all_ft = [(b, t, m, k, p) for p in PROTOCOLS for b, tasks in (("gue", ["mouse_2", "mouse_3"]),
                   ("gb", [GB_TASK])) for t in tasks for m, toks in (("mamba", ["char", "bpe"]), ("cnn", ["char"]))
