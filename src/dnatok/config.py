@@ -32,7 +32,6 @@ from dnatok.errors import UserError
 
 PROTOCOL_NAMES = ("corrected", "original")
 GRID_KEYS = ("learning_rate", "batch_size", "rc_aug")
-HP_PATTERN = r"lr[0-9.]+e-?[0-9]+_bs[0-9]+_rc[01]"
 _HP = re.compile(r"^lr(?P<lr>[0-9.]+e-?[0-9]+)_bs(?P<bs>[0-9]+)_rc(?P<rc>[01])$")
 
 

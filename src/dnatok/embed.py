@@ -74,9 +74,9 @@ def load_for_embedding(model_dir, tokenizer=None):
 
     cfg = read_release_config(model_dir)
     if not str(cfg.get("model_type", "")).startswith("dnatok_"):
-        model, _ = released.load_classifier(model_dir, num_labels=2)
+        model, report = released.load_classifier(model_dir, num_labels=2)
         tok = released.load_tokenizer(model_dir) if tokenizer is None else _our_tokenizer(tokenizer)
-        return model.backbone, tok, {"source": "released", "family": released.family_of(model_dir).NAME}
+        return model.backbone, tok, {"source": "released", "family": report["family"]}
     from dnatok.models import load_model
 
     if tokenizer is None:

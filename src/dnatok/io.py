@@ -40,6 +40,20 @@ def atomic_path(path, is_dir: bool = False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def read_json(path, missing: str):
+    """The JSON object in ``path``; ``missing`` is the error when the file does not exist,
+    and invalid JSON is an error naming the file."""
+    from dnatok.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(missing)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: invalid JSON ({err})") from None
+
+
 def write_json(path, obj) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -13,10 +13,10 @@ classifier (``ClassifierMixin`` + ``sequence_logits``), then add it to the table
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..io import read_json
 from .bert import BertConfig, BertForMaskedLM, BertForSequenceClassification
 from .caduceus import CaduceusConfig, CaduceusForMaskedLM, CaduceusForSequenceClassification
 from .cnn import CnnConfig, CnnForSequenceClassification
@@ -111,13 +111,7 @@ def build_pretraining_model(arch: str, vocab_size: int, pad_token_id: int, compl
 
 
 def _read_config_json(path: Path) -> dict:
-    f = Path(path) / "config.json"
-    if not f.is_file():
-        raise UserError(f"{path}: not a saved model directory (no config.json)")
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{f}: invalid JSON ({e})") from e
+    return read_json(Path(path) / "config.json", f"{path}: not a saved model directory (no config.json)")
 
 
 def build_classifier(arch: str, num_labels: int, vocab_size: int, pad_token_id: int, pretrained=None,

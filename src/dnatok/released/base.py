@@ -20,30 +20,24 @@ package exports:
   ``DROPPED``: name prefixes, or globs where an entry holds ``*``; see :func:`is_dropped`).
 - ``NEW_HEAD``: prefixes of ``Classifier`` tensors the release does not have (the new
   classification head, DNABERT-2's pooler ...): initialised fresh and reported.
-- ``MAY_LACK``: ``Classifier`` tensors a release may legitimately omit because they are
-  tied copies of another tensor (filled from it by ``fill_tied``), else empty.
+- ``fill_tied(loaded) -> dict`` (optional): ``Classifier`` tensors a release may omit because
+  they are tied copies of another tensor, filled from the loaded ones.
 - ``write_tiny_release(out_dir, seed=0, **sizes)``: a tiny random checkpoint in the
   release's on-disk layout (its config.json keys, parameter names and shapes, safetensors
   or .bin as released), written from the layout, not from our modules: what the tests load.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dnatok.errors import UserError
+from dnatok.io import read_json
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def read_release_config(ckpt_dir) -> dict:
-    path = Path(ckpt_dir) / "config.json"
-    if not path.is_file():
-        raise UserError(f"{ckpt_dir}: not a checkpoint folder (no config.json)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: invalid JSON ({e})") from None
+    return read_json(Path(ckpt_dir) / "config.json", f"{ckpt_dir}: not a checkpoint folder (no config.json)")
 
 
 def read_state_dict(ckpt_dir) -> dict:

@@ -49,7 +49,7 @@ from dnatok.models.heads import (POOLINGS, ClassifierMixin, DnaConfig, RMSNorm, 
 from dnatok.models.scan import causal_conv1d, selective_scan
 
 __all__ = ["NAME", "LABEL", "TOKENIZER", "matches", "Config", "config_from_release", "Classifier",
-           "map_key", "DROPPED", "NEW_HEAD", "MAY_LACK", "write_tiny_release"]
+           "map_key", "DROPPED", "NEW_HEAD", "write_tiny_release"]
 
 NAME = "caduceus_hub"
 LABEL = "Caduceus"
@@ -61,7 +61,6 @@ PREFIX = "caduceus."
 # duplicates config.complement_map.
 DROPPED = ("lm_head.", "caduceus.backbone.embeddings.word_embeddings.complement_map")
 NEW_HEAD = ("score.",)
-MAY_LACK = ()
 
 STRATEGIES = ("add", "ew_multiply")
 SSM_DEFAULTS = {"d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto", "dt_min": 0.001,

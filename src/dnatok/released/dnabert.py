@@ -28,7 +28,7 @@ from dnatok.errors import UserError
 from dnatok.models.heads import POOLINGS, ClassifierMixin
 
 __all__ = ["NAME", "LABEL", "TOKENIZER", "matches", "Config", "config_from_release", "Classifier",
-           "map_key", "DROPPED", "NEW_HEAD", "MAY_LACK", "write_tiny_release"]
+           "map_key", "DROPPED", "NEW_HEAD", "write_tiny_release"]
 
 NAME = "dnabert"
 LABEL = "DNABERT"
@@ -39,7 +39,6 @@ MAX_TOKENS = 512
 
 DROPPED = ("cls.", "bert.embeddings.position_ids", "bert.embeddings.token_type_ids")
 NEW_HEAD = ("classifier.", "backbone.pooler.")
-MAY_LACK = ()
 
 # config.json keys of the release that BertModel does not use (leftovers of DNABERT's fork)
 LEFTOVERS = {"rnn": "lstm", "num_rnn_layer": 1, "rnn_hidden": 768, "split": 10}

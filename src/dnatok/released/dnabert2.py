@@ -35,7 +35,7 @@ from dnatok.errors import UserError
 from dnatok.models.heads import ClassifierMixin, DnaConfig, init_bert_style
 
 __all__ = ["NAME", "LABEL", "TOKENIZER", "HEAD_POOLING", "matches", "Config", "config_from_release",
-           "Classifier", "map_key", "DROPPED", "NEW_HEAD", "MAY_LACK", "write_tiny_release"]
+           "Classifier", "map_key", "DROPPED", "NEW_HEAD", "write_tiny_release"]
 
 NAME = "dnabert2"
 LABEL = "DNABERT2"
@@ -44,7 +44,6 @@ HEAD_POOLING = "cls"          # the head reads token 0 ([CLS]); config.pooling i
 RELEASE_PREFIX = "bert."
 DROPPED = ("cls.",)           # the MLM head
 NEW_HEAD = ("pooler.", "classifier.")
-MAY_LACK = ()
 PAD_BIAS = -10000.0
 
 # release config.json keys that become Config fields (the rest is bookkeeping or, like

@@ -27,7 +27,7 @@ from dnatok.released.base import is_dropped
 from dnatok.models.heads import POOLINGS, ClassifierMixin
 
 __all__ = ["NAME", "LABEL", "TOKENIZER", "matches", "Config", "config_from_release", "Classifier",
-           "map_key", "DROPPED", "NEW_HEAD", "MAY_LACK", "write_tiny_release"]
+           "map_key", "DROPPED", "NEW_HEAD", "write_tiny_release"]
 
 NAME = "gpt_neo"
 LABEL = "GPT"
@@ -36,7 +36,6 @@ TOKENIZER = "gpt2"
 # layers' causal-mask buffers stored by old transformers (they sit mid-path: globs)
 DROPPED = ("lm_head.", "transformer.h.*.attn.attention.bias", "transformer.h.*.attn.attention.masked_bias")
 NEW_HEAD = ("score.",)
-MAY_LACK = ()
 
 _BASE_FIELDS = {f.name for f in dataclasses.fields(PreTrainedConfig)}
 RELEASE_FIELDS = tuple(f.name for f in dataclasses.fields(GPTNeoConfig) if f.name not in _BASE_FIELDS)

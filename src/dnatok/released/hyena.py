@@ -31,8 +31,6 @@ Classifier = HyenaForSequenceClassification
 PREFIX = "hyena.backbone."
 DROPPED = ("lm_head.", "score.")
 NEW_HEAD = ("classifier.",)
-# glob patterns (fnmatch) of Classifier tensors the release may omit: the shared Sin freq
-MAY_LACK = ("backbone.layers.*.mixer.filter_fn.implicit_filter.*.freq",)
 
 # config.json key -> HyenaConfig field; the first group must be present (they set shapes)
 REQUIRED = {"d_model": "d_model", "n_layer": "n_layer", "vocab_size": "vocab_size",

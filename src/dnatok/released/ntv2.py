@@ -42,7 +42,7 @@ from dnatok.released.base import is_dropped
 from dnatok.models.heads import ClassifierMixin, DnaConfig, init_bert_style
 
 __all__ = ["NAME", "LABEL", "TOKENIZER", "HEAD_POOLING", "matches", "Config", "config_from_release",
-           "Classifier", "map_key", "DROPPED", "NEW_HEAD", "MAY_LACK", "write_tiny_release"]
+           "Classifier", "map_key", "DROPPED", "NEW_HEAD", "write_tiny_release"]
 
 NAME = "ntv2"
 LABEL = "NTv2"
@@ -53,7 +53,6 @@ ROTARY_BASE = 10000.0
 DROPPED = ("lm_head.", "esm.contact_head.", "esm.embeddings.position_embeddings.", "esm.embeddings.position_ids",
            "esm.encoder.layer.*.attention.self.rotary_embeddings.*")   # a glob: per layer
 NEW_HEAD = ("classifier.",)
-MAY_LACK = ()
 
 RELEASE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                   "intermediate_size", "hidden_dropout_prob", "attention_probs_dropout_prob",

@@ -31,7 +31,7 @@ import numpy as np
 
 from dnatok.data.genome import reverse_complement as genome_reverse_complement
 from dnatok.errors import UserError
-from dnatok.io import atomic_path
+from dnatok.io import atomic_path, read_json
 from dnatok.tokenization import fastpath
 
 KINDS = ("dnabert2", "ntv2", "dnabert6", "gpt2", "char")
@@ -133,12 +133,7 @@ def load_saved(out_dir) -> "ReleasedTokenizer":
 
     d = Path(out_dir)
     meta_path = d / META_FILE
-    if not meta_path.is_file():
-        raise UserError(f"{d}: not a saved tokenizer folder (no {META_FILE})")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{meta_path}: invalid JSON ({err})") from None
+    meta = read_json(meta_path, f"{d}: not a saved tokenizer folder (no {META_FILE})")
     if meta.get("kind") != "released" or meta.get("release") not in KINDS:
         raise UserError(f"{meta_path}: not a released tokenizer "
                         f"(kind {meta.get('kind')!r}, release {meta.get('release')!r})")

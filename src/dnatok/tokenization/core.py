@@ -25,7 +25,7 @@ import numpy as np
 
 from dnatok.data.genome import reverse_complement as genome_reverse_complement
 from dnatok.errors import UserError
-from dnatok.io import atomic_path
+from dnatok.io import atomic_path, read_json
 from dnatok.tokenization import bpe_encode, fastpath
 from dnatok.tokenization.bpe import hf_merges
 from dnatok.tokenization.vocab import (ALPHABET, CLS_ID, COMPLEMENT, MASK_ID, N_SPECIAL, PAD_ID,
@@ -155,13 +155,7 @@ def train_tokenizer(spec: dict, out_dir, corpus: Iterable[str] | None = None) ->
 
 def load_tokenizer(path) -> "DnaTokenizer":
     path = Path(path)
-    meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise UserError(f"{path}: not a dnatok tokenizer directory (no {META_FILE})")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{meta_path}: invalid JSON ({err})") from None
+    meta = read_json(path / META_FILE, f"{path}: not a dnatok tokenizer directory (no {META_FILE})")
     return DnaTokenizer(path, meta)
 
 
