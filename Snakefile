@@ -2,6 +2,7 @@
 #   data (download | simulate) -> pretraining intervals -> tokenizers -> pretraining
 #   -> fine-tuning (protocol x benchmark x task x model x tokenizer x grid point x seed)
 #   -> selection (one grid point per task, across seeds) -> tables, figures, report
+#   and, with a `bend:` block, nucleotide-level probes on frozen embeddings (rules/bend.smk)
 # The default config is the full study (config/config.yaml); the embedded demo is
 #   snakemake --configfile config/demo.yaml --cores 2 all
 # Rules are declarative and call `python -m dnatok ...`; all logic lives in src/dnatok/.
@@ -20,7 +21,7 @@ include: "rules/common.smk"
 
 
 wildcard_constraints:
-    benchmark="[a-z0-9]+",
+    benchmark="(?!bend/)[a-z0-9]+",  # results/bend/ and data/bend/ belong to rules/bend.smk
     task="[A-Za-z0-9_]+",
     model="[a-z0-9]+",
     tokenizer="[A-Za-z0-9]+",
@@ -35,6 +36,7 @@ include: "rules/tokenize.smk"
 include: "rules/pretrain.smk"
 include: "rules/finetune.smk"
 include: "rules/aggregate.smk"
+include: "rules/bend.smk"
 
 
 rule all:

@@ -182,9 +182,12 @@ rule protocols_table:
 
 rule report_tables:
     input:
-        summaries=expand("results/{benchmark}/{tokenizer}/summary.tsv", benchmark=config["benchmarks"], tokenizer=used_tokenizers()),
-        significance=["results/study/significance.tsv"] + expand("results/{benchmark}/significance.tsv", benchmark=config["benchmarks"]),
-        tables=[t for t in study_targets() if t.endswith(".tsv") and t != "results/study/significance.tsv"],
+        summaries=expand("results/{benchmark}/{tokenizer}/summary.tsv", benchmark=config["benchmarks"], tokenizer=used_tokenizers())
+        + [t for t in bend_targets() if t.endswith("_summary.tsv")],
+        significance=["results/study/significance.tsv"] + expand("results/{benchmark}/significance.tsv", benchmark=config["benchmarks"])
+        + [t for t in bend_targets() if t.endswith("_significance.tsv")],
+        tables=[t for t in study_targets() if t.endswith(".tsv") and t != "results/study/significance.tsv"]
+        + [t for t in bend_targets() if t.endswith("variant_effects.tsv")],
         token_stats=expand("results/tokenizer_stats/{benchmark}/{tokenizer}.tsv", benchmark=config["benchmarks"], tokenizer=trained_tokenizers()),
         figures=[t for t in study_targets() if t.endswith(".png")] + expand("results/{benchmark}/figures", benchmark=config["benchmarks"]),
     output:

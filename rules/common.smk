@@ -16,6 +16,7 @@ from snakemake.utils import min_version
 
 from dnatok import config as dnaconf
 from dnatok import registry
+from dnatok.bend import settings as bendconf
 
 min_version("9.0")
 
@@ -148,10 +149,118 @@ def benchmark_source(wildcards):
 PREPARE_FORMAT = {"simulate": "csv", "gue": "gue", "genomic_benchmarks": "gb", "nucleotide_transformer": "nt"}
 
 
+LEARNED_TOKENIZERS = ("bpe", "vq", "hrq")  # kinds trained on the pretraining train split
+
+
 def tokenizer_corpus(wildcards):
-    if config["tokenizers"][wildcards.tokenizer]["kind"] == "bpe":
+    if config["tokenizers"][wildcards.tokenizer]["kind"] in LEARNED_TOKENIZERS:
         return "data/pretrain/train.fa"
     return []
+
+
+# ---------------------------------------------------------------- bend (nucleotide level)
+BEND_EMB = "results/bend/embeddings/{task}/{model}/{tokenizer}"
+BEND_PROBE = "results/bend/probe/{task}/{model}/{tokenizer}/seed{seed}"
+BEND_SCORES = "results/bend/variants/{model}/{tokenizer}/scores.tsv"
+
+
+def bend_genome():
+    """The reference of the BEND tasks: its own download, else the pretraining genome."""
+    conf = config.get("bend", {}).get("genome")
+    if conf:
+        return f"resources/bend/genome/{bendconf.source_filename(conf['source'], 'genome.fa.gz')}"
+    return pretrain_sources(None)["fasta"]
+
+
+def bend_task_inputs(wildcards):
+    files = bendconf.task_files(config, wildcards.task)
+    inputs = {role: f"resources/bend/{wildcards.task}/{name}" for role, (name, _) in files.items()}
+    inputs["genome"] = bend_genome()
+    return inputs
+
+
+def bend_download(wildcards):
+    """(source, mirror) of one BEND download, found by its file name."""
+    if wildcards.task == "genome":
+        conf = config["bend"]["genome"]
+        return conf["source"], conf.get("mirror")
+    for name, source in bendconf.task_files(config, wildcards.task).values():
+        if name == wildcards.filename:
+            return source, bendconf.task_conf(config, wildcards.task).get("mirror")
+    raise ValueError(f"bend task {wildcards.task} downloads no file named {wildcards.filename}")
+
+
+def bend_task_args(wildcards, input):
+    """The command building (annotation) or importing (release) a BEND task folder."""
+    conf = bendconf.task_conf(config, wildcards.task)
+    if conf["source"] == "annotation":
+        splits = " ".join(opt("--split", f"{g}={s}") for g, s in (conf.get("splits") or {}).items())
+        return (f"task gene-finding --annotation {shlex.quote(input.annotation)}"
+                f" --format {conf['annotation_format']} --max-window-bp {conf['max_window_bp']}"
+                f" --flank-bp {conf['flank_bp']} {splits}")
+    hdf5 = opt("--hdf5", input.hdf5) if "hdf5" in input.keys() else ""
+    return (f"import --name {wildcards.task} --bed {shlex.quote(input.bed)} {hdf5}"
+            f" --kind {conf['kind']} --num-classes {conf['num_classes']}")
+
+
+def bend_model_inputs(wildcards):
+    """What one embedding job reads: the model and tokenizer folders (none for one-hot)."""
+    if wildcards.model == bendconf.BASELINE_MODEL:
+        return {}
+    inputs = {"model": pretrained_model(wildcards)}
+    tokenizer = finetune_tokenizer(wildcards)
+    if tokenizer:
+        inputs["tokenizer"] = tokenizer
+    return inputs
+
+
+def bend_model_args(wildcards, input):
+    if wildcards.model == bendconf.BASELINE_MODEL:
+        return f"--model {bendconf.BASELINE_MODEL}"
+    model = input.model if dnaconf.is_released(config, wildcards.model) else os.path.dirname(input.model)
+    return f"--model {shlex.quote(model)} " + opt("--tokenizer", input.get("tokenizer"))
+
+
+def bend_probe_args(wildcards):
+    """The probe's training settings as command-line options."""
+    flags = {"arch": "--arch", "epochs": "--epochs", "learning_rate": "--learning-rate",
+             "weight_decay": "--weight-decay", "batch_size": "--batch-size", "hidden": "--hidden",
+             "layers": "--layers", "patience": "--patience", "crop_bp": "--crop-bp",
+             "class_weights": "--class-weights", "device": "--device"}
+    settings = bendconf.probe_settings(config, wildcards.model)
+    args = [f"{flag} {shlex.quote(str(settings[key]))}" for key, flag in flags.items()
+            if settings[key] is not None]
+    return " ".join(args + (["--rc-aug"] if settings["rc_aug"] else []))
+
+
+def bend_probe_dirs():
+    return [BEND_PROBE.format(task=t, model=m, tokenizer=k, seed=s)
+            for t in bendconf.tasks(config) for m, k in bendconf.evaluations(config)
+            for s in bendconf.seeds(config)]
+
+
+def bend_variant_scores():
+    if bendconf.variant_settings(config) is None:
+        return []
+    return [BEND_SCORES.format(model=m, tokenizer=k) for m, k in bendconf.evaluations(config, with_baseline=False)]
+
+
+def bend_targets():
+    if not bendconf.enabled(config):
+        return []
+    targets = ["results/bend/probe_summary.tsv"]
+    if bend_compares():
+        targets.append("results/bend/probe_significance.tsv")
+    if bend_variant_scores():
+        targets.append("results/bend/variant_effects.tsv")
+    return targets
+
+
+def bend_compares():
+    """True when some probed model has both tokenizers of ``compare``."""
+    pairs = set(bendconf.evaluations(config, with_baseline=False))
+    a, b = config["compare"]
+    return any((m, a) in pairs and (m, b) in pairs for m in bendconf.models(config))
 
 
 # ---------------------------------------------------------------- resources
@@ -244,6 +353,7 @@ def all_targets():
             f"results/{benchmark}/leakage.tsv",
         ]
     targets += study_targets()
+    targets += bend_targets()
     targets.append("results/report/index.md")
     return targets
 

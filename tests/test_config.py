@@ -85,6 +85,13 @@ def test_every_settings_key_in_the_schema_is_a_real_setting():
     schema = yaml.safe_load(SCHEMA.read_text())
     assert set(schema["definitions"]["finetune"]["properties"]) <= set(DEFAULT_SETTINGS)
     assert set(schema["definitions"]["pretrain"]["properties"]) <= set(DEFAULT_PRETRAIN_SETTINGS)
+    from dnatok.bend.settings import DEFAULT_PROBE
+    from dnatok.tokenization.learned_spec import COMMON, PER_KIND
+
+    assert set(schema["definitions"]["bend_probe"]["properties"]) <= set(DEFAULT_PROBE)
+    learned = set(COMMON) | {k for keys in PER_KIND.values() for k in keys}
+    tokenizer_keys = set(schema["properties"]["tokenizers"]["additionalProperties"]["properties"])
+    assert learned <= tokenizer_keys, learned - tokenizer_keys
 
     def walk(node, path):
         if isinstance(node, dict):

@@ -32,6 +32,10 @@ def _released_mirrors(work: Path, shared: Path, conf: dict) -> None:
     d6 = work / conf["models"]["dnabert"]["mirror"]
     dnabert.write_tiny_release(d6)
     write_release_tokenizer("dnabert6", d6)
+    # the nine genes' exon models (GENCODE V24, SpliceAI's table) for the bend tasks
+    annotation = work / conf["bend"]["tasks"]["gene_finding"]["mirror"]
+    annotation.parent.mkdir(parents=True)
+    shutil.copyfile(shared / "data/annotation/gencode_v24_canonical_chr2_1-2333275.tsv", annotation)
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +107,74 @@ def test_released_models_join_the_tables_under_their_published_names(study):
     protocols = pd.read_csv(work / "results/study/protocols.tsv", sep="\t")
     gb_dnabert = protocols[(protocols["task"] == GB_TASK) & (protocols["model"] == "dnabert")]
     assert len(gb_dnabert) == 1                    # what the --kmer -1 bug cost, side by side
+
+
+# ---------------------------------------------------------------- nucleotide level (bend)
+BEND_PAIRS = {("onehot", "none"), ("hyena", "char"), ("hyena", "bpe"), ("dnabert", "own")}
+
+
+def _probe_metrics(work: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(work.glob("results/bend/probe/*/*/*/seed*/metrics.json"))]
+
+
+def test_bend_gene_finding_is_split_by_gene_and_labels_sit_on_splice_sites(study):
+    from dnatok.bend.format import read_task
+
+    work = study["work"]
+    task = read_task(work / "data/bend/gene_finding")
+    genome = work / "resources/pretrain/hg38/hg38.ml.fa.gz"
+    seqs = task.sequences(genome)
+    genes = {}
+    for rec, labels, seq in zip(task.records, task.labels, seqs):
+        assert len(labels) == rec.end - rec.start == len(seq)
+        genes.setdefault(rec.id.split(":")[0], set()).add(rec.split)
+        for p in map(int, (labels == 1).nonzero()[0]):      # donor, + strand: GT starts here
+            assert seq[p:p + 2] == "GT"
+        for p in map(int, (labels == 3).nonzero()[0]):      # acceptor, + strand: AG ends here
+            assert seq[p - 1:p + 1] == "AG"
+    assert all(len(splits) == 1 for splits in genes.values())   # no gene in two splits
+    strands = {(r.split, r.strand) for r in task.records}
+    assert {s for s, _ in strands} == {"train", "valid", "test"}
+
+
+def test_bend_embeds_every_model_at_base_resolution_and_records_the_upsampling(study):
+    work = study["work"]
+    modes = {}
+    for model, tok in BEND_PAIRS:
+        meta = json.loads((work / f"results/bend/embeddings/gene_finding/{model}/{tok}/meta.json").read_text())
+        modes[(model, tok)] = meta["upsample"]
+    assert modes == {("onehot", "none"): "none", ("hyena", "char"): "none",
+                     ("hyena", "bpe"): "repeat", ("dnabert", "own"): "repeat"}
+
+
+def test_bend_probes_feed_the_summary_significance_and_report(study):
+    from sklearn.metrics import matthews_corrcoef
+
+    import numpy as np
+
+    work = study["work"]
+    runs = _probe_metrics(work)
+    assert {(m["model"], m["tokenizer"], m["seed"]) for m in runs} == {
+        (m, t, s) for m, t in BEND_PAIRS for s in SEEDS}
+    for m in runs:
+        pred = np.load(work / f"results/bend/probe/gene_finding/{m['model']}/{m['tokenizer']}/seed{m['seed']}/predictions.npz")
+        assert m["test"]["mcc"] == pytest.approx(matthews_corrcoef(pred["labels"], pred["pred"]), abs=1e-9)
+        assert pred["labels"].size == m["n_bases"]["test"]      # every test base is scored
+    # BEND's supervised baseline (one-hot, dilated ResNet) learns something on held-out genes
+    assert all(m["test"]["mcc"] > 0 for m in runs if m["model"] == "onehot")
+    summary = pd.read_csv(work / "results/bend/probe_summary.tsv", sep="\t")
+    assert {(m, t) for m, t in zip(summary["model"], summary["tokenizer"])} == BEND_PAIRS
+    sig = pd.read_csv(work / "results/bend/probe_significance.tsv", sep="\t")
+    assert set(sig["model"]) == {"hyena"} and set(sig["a"]) == {"hyena/char"} and set(sig["b"]) == {"hyena/bpe"}
+    report = (work / "results/report/index.md").read_text()
+    assert "results/bend/probe_summary.tsv" in report and "results/bend/variant_effects.tsv" in report
+
+
+def test_bend_variant_effects_score_splice_breakers_against_deep_intronic_snvs(study):
+    work = study["work"]
+    table = pd.read_csv(work / "results/bend/variant_effects.tsv", sep="\t")
+    assert {(m, t) for m, t in zip(table["model"], table["tokenizer"])} == BEND_PAIRS - {("onehot", "none")}
+    assert table["auroc"].between(0, 1).all()
+    assert (table["n_pos"] == 208).all()                   # one SNV in each of the 104 GT donors and 104 AG acceptors
+    hyena = table[table["model"] == "hyena"]
+    assert hyena["causal"].all() and not table[table["model"] == "dnabert"]["causal"].any()

@@ -78,7 +78,7 @@ OVERLAY = """
 seeds: [1, 2]
 pretrain: {steps: 12, seq_len: 128, batch_size: 8, learning_rate: 0.002, warmup_steps: 2, checkpoint_every: 5, seed: 0}
 finetune: {epochs: 1, learning_rate: 0.003, batch_size: 32, patience: 1, select_metric: mcc, val_fraction: 0.1}
-tokenizers: {char: {kind: char}, bpe: {kind: bpe, vocab_size: 64}}
+tokenizers: {char: {kind: char}, bpe: {kind: bpe, vocab_size: 64}, vq: {kind: vq, codebook_size: 16, code_dim: 8, width: 16, depth: 1, steps: 30, batch_size: 16, window: 64}}
 pretrain_data:
   source: simulate
   simulate: {chromosomes: {chr1: 120000}, interval_len: 8192, split_fractions: {train: 0.8, valid: 0.1, test: 0.1}, seed: 1}
@@ -102,7 +102,7 @@ def demo_run(tmp_path_factory):
 def test_demo_runs_every_stage_end_to_end(demo_run):
     work = demo_run
     runs = sorted(work.glob("results/finetune/corrected/demo/*/mamba/*/*/seed*/metrics.json"))
-    assert len(runs) == 2 * 2 * 2  # tasks x tokenizers x seeds
+    assert len(runs) == 2 * 3 * 2  # tasks x tokenizers (char, bpe, a learned vq) x seeds
     for path in runs:
         metrics = json.loads(path.read_text())
         assert -1.0 <= metrics["test"]["mcc"] <= 1.0
@@ -112,7 +112,7 @@ def test_demo_runs_every_stage_end_to_end(demo_run):
         from sklearn.metrics import matthews_corrcoef
         assert metrics["test"]["mcc"] == pytest.approx(matthews_corrcoef(preds["label"], preds["pred"]), abs=1e-9)
         assert (path.parent / "provenance.json").exists()
-    for tok in ("char", "bpe"):
+    for tok in ("char", "bpe", "vq"):
         summary = pd.read_csv(work / f"results/demo/{tok}/summary.tsv", sep="\t")
         assert set(summary["task"]) == {"splice_site", "gc_content"}
     sig = pd.read_csv(work / "results/demo/significance.tsv", sep="\t")

@@ -20,6 +20,7 @@ AREAS = (
     "dnatok.stats.cli",
     "dnatok.released.cli",
     "dnatok.embed",
+    "dnatok.bend.cli",
     "dnatok.plan",
 )
 

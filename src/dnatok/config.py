@@ -268,6 +268,9 @@ def semantic_problems(config: dict) -> list[str]:
         problems += _tokenizer_problems(name, tokenizer_spec(config, name))
     for model, conf in config["models"].items():
         problems += _model_problems(config, model, conf)
+    from dnatok.bend.settings import problems as bend_problems
+
+    problems += bend_problems(config)
     return problems
 
 

@@ -20,7 +20,7 @@ from ..io import read_json
 from .bert import BertConfig, BertForMaskedLM, BertForSequenceClassification
 from .caduceus import CaduceusConfig, CaduceusForMaskedLM, CaduceusForSequenceClassification
 from .cnn import CnnConfig, CnnForSequenceClassification
-from .heads import POOLINGS
+from .heads import POOLINGS, code_vectors_of, set_code_vectors
 from .hyena import HyenaConfig, HyenaForCausalLM, HyenaForSequenceClassification
 from .mamba import MambaConfig, MambaForCausalLM, MambaForSequenceClassification
 
@@ -95,19 +95,33 @@ def _make_config(arch: str, **kwargs):
         raise UserError(f"{arch}: {e}") from e
 
 
+def _with_codes(model, code_vectors):
+    """Fill a fresh model's frozen code table from a learned tokenizer (no-op without one)."""
+    if code_vectors is not None:
+        set_code_vectors(model, code_vectors)
+    return model
+
+
+def _code_dim(code_vectors) -> int:
+    return 0 if code_vectors is None else int(code_vectors.shape[1])
+
+
 def build_pretraining_model(arch: str, vocab_size: int, pad_token_id: int, complement_map=None,
-                            **hparams):
+                            code_vectors=None, **hparams):
     """A randomly initialised pretraining model: causal LM for mamba and hyena, masked LM
     for caduceus and bert. forward(input_ids, attention_mask=None, labels=None) -> .loss, .logits
     (labels: -100 = ignored; for the causal LM pass labels = input_ids, shifted inside).
-    complement_map is used by caduceus (required with rcps=True) and ignored otherwise."""
+    complement_map is used by caduceus (required with rcps=True) and ignored otherwise.
+    code_vectors: a learned tokenizer's (vocab, code_dim) table, held frozen as the token
+    embedding (:class:`heads.CodeEmbedding`); None = an ordinary trainable embedding."""
     _check_arch(arch)
     if _OBJECTIVE[arch] is None:
         raise UserError(f"{arch} is never pretrained; build it with build_classifier")
     _check_hparams(arch, hparams)
     cm = _complement_list(complement_map, vocab_size) if arch == "caduceus" else None
-    config = _make_config(arch, vocab_size=vocab_size, pad_token_id=pad_token_id, complement_map=cm, **hparams)
-    return PRETRAINING_MODELS[arch](config)
+    config = _make_config(arch, vocab_size=vocab_size, pad_token_id=pad_token_id, complement_map=cm,
+                          code_dim=_code_dim(code_vectors), **hparams)
+    return _with_codes(PRETRAINING_MODELS[arch](config), code_vectors)
 
 
 def _read_config_json(path: Path) -> dict:
@@ -116,7 +130,7 @@ def _read_config_json(path: Path) -> dict:
 
 def build_classifier(arch: str, num_labels: int, vocab_size: int, pad_token_id: int, pretrained=None,
                      complement_map=None, pooling: str = "mean", conjoin: bool = False,
-                     max_len: int | None = None, **hparams):
+                     max_len: int | None = None, code_vectors=None, **hparams):
     """A sequence classifier; with ``pretrained`` (a directory written by the pretraining
     model's save_pretrained) its backbone weights and hyperparameters are taken from there,
     otherwise it is randomly initialised.
@@ -124,7 +138,8 @@ def build_classifier(arch: str, num_labels: int, vocab_size: int, pad_token_id: 
     pooling: "mean" (over non-padding positions) or "mean_all" (over all positions, the
     original study's quirk). conjoin: average forward and reverse-complement logits when
     forward() gets rc_input_ids/rc_attention_mask. max_len (tokens) is required by cnn and
-    ignored by the others.
+    ignored by the others. code_vectors: as in :func:`build_pretraining_model`; a pretrained
+    model must hold the same table (else the tokenizer is not the one it was trained with).
     """
     _check_arch(arch)
     _check_hparams(arch, hparams)
@@ -141,13 +156,13 @@ def build_classifier(arch: str, num_labels: int, vocab_size: int, pad_token_id: 
         if max_len is None:
             raise UserError("cnn needs max_len (tokens) to size its dense layer")
         config = _make_config(arch, vocab_size=vocab_size, pad_token_id=pad_token_id, max_len=int(max_len),
-                              **head, **hparams)
-        return CLASSIFIERS[arch](config)
+                              code_dim=_code_dim(code_vectors), **head, **hparams)
+        return _with_codes(CLASSIFIERS[arch](config), code_vectors)
 
     if pretrained is None:
         config = _make_config(arch, vocab_size=vocab_size, pad_token_id=pad_token_id, complement_map=cm,
-                              **head, **hparams)
-        return CLASSIFIERS[arch](config)
+                              code_dim=_code_dim(code_vectors), **head, **hparams)
+        return _with_codes(CLASSIFIERS[arch](config), code_vectors)
 
     saved = _read_config_json(pretrained)
     if saved.get("model_type") != CONFIGS[arch].model_type:
@@ -162,14 +177,29 @@ def build_classifier(arch: str, num_labels: int, vocab_size: int, pad_token_id: 
                             f"but {value!r} was given")
     if cm is not None and saved.get("complement_map") not in (None, cm):
         raise UserError(f"{pretrained}: complement_map differs from the one given")
+    if int(saved.get("code_dim") or 0) != _code_dim(code_vectors):
+        raise UserError(f"{pretrained}: code_dim is {saved.get('code_dim') or 0}, the tokenizer gives "
+                        f"{_code_dim(code_vectors)} (tokenizer and pretrained model do not match)")
     arch_fields = {k: saved[k] for k in HPARAMS[arch] if k in saved}
     config = _make_config(arch, vocab_size=vocab_size, pad_token_id=pad_token_id,
-                          complement_map=saved.get("complement_map") or cm, **head, **arch_fields)
+                          complement_map=saved.get("complement_map") or cm,
+                          code_dim=_code_dim(code_vectors), **head, **arch_fields)
     model = CLASSIFIERS[arch](config)
     pre = PRETRAINING_MODELS[arch].from_pretrained(str(pretrained))
     # strict: every backbone tensor must come from the checkpoint
     model.backbone.load_state_dict(pre.backbone.state_dict(), strict=True)
+    _check_same_codes(model, code_vectors, pretrained)
     return model
+
+
+def _check_same_codes(model, code_vectors, where) -> None:
+    import torch
+
+    held = code_vectors_of(model)
+    if held is not None and not torch.equal(held[:code_vectors.shape[0]],
+                                            torch.as_tensor(code_vectors, dtype=held.dtype)):
+        raise UserError(f"{where}: its frozen code vectors differ from the tokenizer's "
+                        "(a different learned tokenizer)")
 
 
 def load_model(path):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
-from .heads import ClassifierMixin, DnaConfig, init_bert_style, init_fill, masked_lm_loss, pool
+from .heads import ClassifierMixin, DnaConfig, init_bert_style, init_fill, masked_lm_loss, pool, token_embedding
 
 
 class BertConfig(DnaConfig):
@@ -95,7 +95,7 @@ class BertBackbone(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.n_head = config.n_head
-        self.embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.embedding = token_embedding(config, config.vocab_size, config.d_model)
         self.embed_norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.n_layer))

@@ -36,7 +36,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
 from .heads import (ClassifierMixin, RMSNorm, check_right_padded, masked_lm_loss, pool,
-                    reverse_index, reverse_seq)
+                    reverse_index, reverse_seq, token_embedding)
 from .mamba import MambaConfig, ResidualBlock, SSMCore, init_ssm_weights
 
 from ..architectures import CADUCEUS_STRATEGIES as STRATEGIES  # noqa: E402
@@ -110,7 +110,7 @@ class CaduceusBackbone(nn.Module):
         super().__init__()
         self.rcps = config.rcps
         self.complement_map = config.complement_map
-        self.embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.embedding = token_embedding(config, config.vocab_size, config.d_model)
         self.layers = nn.ModuleList(ResidualBlock(BiMambaMixer(config), config.d_model, config.norm_eps)
                                     for _ in range(config.n_layer))
         self.norm_f = RMSNorm(config.d_model, config.norm_eps)

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from .heads import ClassifierMixin, DnaConfig, init_fill, init_normal, init_uniform
+from .heads import ClassifierMixin, DnaConfig, init_fill, init_normal, init_uniform, token_embedding
 
 
 class CnnConfig(DnaConfig):
@@ -55,7 +55,7 @@ class CnnForSequenceClassification(ClassifierMixin, PreTrainedModel):
 
     def __init__(self, config: CnnConfig):
         super().__init__(config)
-        self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.embedding = token_embedding(config, config.vocab_size, config.embed_dim)
         blocks = []
         c_in = config.embed_dim
         for c_out in config.channels:

@@ -24,14 +24,19 @@ class DnaConfig(PretrainedConfig):
     """Fields every dnatok model has; architecture configs add their own hyperparameters.
 
     pooling / conjoin only matter for sequence classification (see :class:`ClassifierMixin`).
+    code_dim: 0 = an ordinary token embedding; > 0 = the tokens are a learned tokenizer's
+    codes whose vectors (``code_dim`` wide) stay frozen (:class:`CodeEmbedding`).
     complement_map: list, complement_map[token id] = id of the complementary token (an
     involution; special tokens map to themselves) -- needed by RC-equivariant models only.
     """
 
     def __init__(self, vocab_size: int = 16, pad_token_id: int = 0, pooling: str = "mean",
                  conjoin: bool = False, complement_map: list[int] | None = None,
-                 initializer_range: float = 0.02, **kwargs):
+                 initializer_range: float = 0.02, code_dim: int = 0, **kwargs):
         self.vocab_size = vocab_size
+        if int(code_dim) < 0:
+            raise ValueError(f"code_dim must be >= 0, got {code_dim}")
+        self.code_dim = int(code_dim)
         self.pooling = pooling
         self.conjoin = conjoin
         self.complement_map = list(complement_map) if complement_map is not None else None
@@ -100,6 +105,68 @@ class RMSNorm(nn.Module):
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return xf.to(x.dtype) * self.weight
+
+
+# --------------------------------------------------------------------------- embeddings
+N_SPECIAL = 5  # [PAD] [UNK] [CLS] [SEP] [MASK]: ids 0-4 in every dnatok vocabulary
+
+
+class CodeEmbedding(nn.Module):
+    """Token embedding over a learned tokenizer's codes (VQDNA's way): the code vectors are
+    a frozen buffer (``codes``, one row per id, saved with the model); what trains is a
+    linear map to the model width and one vector per special token (ids 0-4, whose code
+    rows are zero). ``weight`` is the effective (vocab, dim) table, so heads tied to the
+    embedding work unchanged."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, code_dim: int):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.register_buffer("codes", torch.zeros(num_embeddings, code_dim))
+        self.proj = nn.Linear(code_dim, embedding_dim)
+        self.special = nn.Embedding(N_SPECIAL, embedding_dim)
+
+    @torch.no_grad()
+    def set_codes(self, vectors) -> None:
+        vectors = torch.as_tensor(vectors, dtype=self.codes.dtype)
+        rows = vectors.shape[0]
+        if vectors.shape[1] != self.codes.shape[1] or rows > self.num_embeddings:
+            raise ValueError(f"code vectors {tuple(vectors.shape)} do not fit the embedding "
+                             f"({self.num_embeddings} ids x {self.codes.shape[1]})")
+        self.codes.zero_()
+        self.codes[:rows] = vectors.to(self.codes.device)
+
+    def _special_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        is_special = ids < N_SPECIAL
+        return self.special(ids.clamp(max=N_SPECIAL - 1)) * is_special.unsqueeze(-1)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        ids = torch.arange(self.num_embeddings, device=self.codes.device)
+        return self.proj(self.codes) + self._special_rows(ids)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.codes[ids]) + self._special_rows(ids)
+
+
+def token_embedding(config, rows: int, dim: int) -> nn.Module:
+    """The input embedding of a model: ``nn.Embedding`` or, when the config says the tokens
+    are learned codes (``code_dim`` > 0), a :class:`CodeEmbedding`."""
+    code_dim = getattr(config, "code_dim", 0) or 0
+    return CodeEmbedding(rows, dim, code_dim) if code_dim else nn.Embedding(rows, dim)
+
+
+def set_code_vectors(model: nn.Module, vectors) -> None:
+    """Copy a learned tokenizer's code vectors into the model's :class:`CodeEmbedding`."""
+    found = [m for m in model.modules() if isinstance(m, CodeEmbedding)]
+    if len(found) != 1:
+        raise ValueError(f"expected one CodeEmbedding in the model, found {len(found)}")
+    found[0].set_codes(vectors)
+
+
+def code_vectors_of(model: nn.Module):
+    """The frozen code table of a model (None for an ordinary embedding)."""
+    found = [m for m in model.modules() if isinstance(m, CodeEmbedding)]
+    return found[0].codes if found else None
 
 
 # --------------------------------------------------------------------------- masks

@@ -40,7 +40,7 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from ..errors import UserError
 from .heads import (ClassifierMixin, DnaConfig, causal_lm_loss, check_right_padded, init_fill,
-                    init_normal, init_uniform, pool)
+                    init_normal, init_uniform, pool, token_embedding)
 
 MODULATION_SHIFT = 0.05   # added to the decay window, so no filter tap is fully suppressed
 FAST_DECAY_PCT, SLOW_DECAY_PCT, DECAY_TARGET = 0.3, 1.5, 1e-2
@@ -251,7 +251,7 @@ class HyenaBlock(nn.Module):
 class HyenaEmbeddings(nn.Module):
     def __init__(self, config: HyenaConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.embedding_rows, config.d_model)
+        self.word_embeddings = token_embedding(config, config.embedding_rows, config.d_model)
 
 
 class HyenaBackbone(nn.Module):

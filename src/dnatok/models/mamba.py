@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput
 
 from .heads import (ClassifierMixin, DnaConfig, RMSNorm, causal_lm_loss, check_right_padded,
-                    init_fill, init_linear_default, init_normal, init_uniform, pool)
+                    init_fill, init_linear_default, init_normal, init_uniform, pool, token_embedding)
 from .scan import causal_conv1d, selective_scan
 
 
@@ -114,7 +114,7 @@ class ResidualBlock(nn.Module):
 class MambaBackbone(nn.Module):
     def __init__(self, config: MambaConfig):
         super().__init__()
-        self.embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.embedding = token_embedding(config, config.vocab_size, config.d_model)
         self.layers = nn.ModuleList(ResidualBlock(MambaMixer(config), config.d_model, config.norm_eps)
                                     for _ in range(config.n_layer))
         self.norm_f = RMSNorm(config.d_model, config.norm_eps)

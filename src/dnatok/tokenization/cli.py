@@ -12,12 +12,13 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("tokenizer", help="train tokenizers and measure how they cut tasks")
     sub = p.add_subparsers(dest="tokenizer_command", required=True)
 
-    t = sub.add_parser("train", help="build a tokenizer from a JSON spec (BPE: from a corpus)")
+    t = sub.add_parser("train", help="build a tokenizer from a JSON spec (BPE, vq, hrq: from a corpus)")
     t.add_argument("--spec", required=True,
                    help='JSON object, e.g. \'{"kind": "bpe", "vocab_size": 4096}\' or a path to a JSON file')
-    t.add_argument("--out", required=True, type=Path, help="output directory (HF fast tokenizer)")
+    t.add_argument("--out", required=True, type=Path,
+                   help="output directory (HF fast tokenizer; vq/hrq: weights + statistics)")
     t.add_argument("--corpus", nargs="+", type=Path, default=None,
-                   help="BPE corpus: FASTA (.gz/bgzip ok) of the pretraining train split, or "
+                   help="BPE/vq/hrq corpus: FASTA (.gz/bgzip ok) of the pretraining train split, or "
                         "a text file with one sequence per line; read in the given order")
     t.set_defaults(func=_train)
 
@@ -53,9 +54,10 @@ def _train(args) -> int:
     from dnatok.tokenization.vocab import canonical_spec
 
     spec = canonical_spec(_parse_spec(args.spec))
-    if spec["kind"] == "bpe" and not args.corpus:
-        raise UserError("a BPE tokenizer needs --corpus")
-    corpus = read_corpus(args.corpus) if (args.corpus and spec["kind"] == "bpe") else None
+    learned = spec["kind"] in ("bpe", "vq", "hrq")  # kinds trained from a corpus
+    if learned and not args.corpus:
+        raise UserError(f"a {spec['kind']} tokenizer needs --corpus")
+    corpus = read_corpus(args.corpus) if (args.corpus and learned) else None
     t0 = time.perf_counter()
     tok = train_tokenizer(spec, args.out, corpus)
     seconds = time.perf_counter() - t0

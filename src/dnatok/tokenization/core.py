@@ -130,10 +130,16 @@ def limit_bp(seqs: Iterable[str], max_bp: int | None) -> Iterable[str]:
 def train_tokenizer(spec: dict, out_dir, corpus: Iterable[str] | None = None) -> "DnaTokenizer":
     """Build the tokenizer described by ``spec``, save it to ``out_dir`` and return it.
 
-    ``corpus`` (raw DNA strings) is required for BPE and ignored otherwise. Same spec and
-    same corpus give byte-identical files.
+    ``corpus`` (raw DNA strings) is required for BPE and the learned kinds vq/hrq
+    (``dnatok.tokenization.learned``, which return a ``LearnedTokenizer``) and ignored
+    otherwise. Same spec and same corpus give byte-identical files.
     """
     spec = canonical_spec(spec)
+    if spec["kind"] in ("vq", "hrq"):
+        if corpus is None:
+            raise UserError(f"tokenizer spec {spec!r}: {spec['kind']} needs a training corpus")
+        from dnatok.tokenization.learned_train import train_learned
+        return train_learned(spec, out_dir, corpus)
     if spec["kind"] != "bpe":
         vocab = fixed_vocab(spec)
         return _save(_build_hf_tokenizer(spec, vocab, None), spec, out_dir, {})
@@ -156,10 +162,67 @@ def train_tokenizer(spec: dict, out_dir, corpus: Iterable[str] | None = None) ->
 def load_tokenizer(path) -> "DnaTokenizer":
     path = Path(path)
     meta = read_json(path / META_FILE, f"{path}: not a dnatok tokenizer directory (no {META_FILE})")
+    if meta.get("kind") in ("vq", "hrq"):
+        from dnatok.tokenization.learned import LearnedTokenizer
+        return LearnedTokenizer(path, meta)
     return DnaTokenizer(path, meta)
 
 
 # ----------------------------------------------------------------------------- tokenizer
+
+
+def check_batch_args(seqs, max_len: int, add_special_tokens: bool, padding_side: str) -> int:
+    """Validate ``encode_batch`` arguments; the number of special tokens per row."""
+    if isinstance(seqs, str):
+        raise UserError("encode_batch takes a list of sequences, not one string")
+    if padding_side not in ("right", "left"):
+        raise UserError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+    n_special = 2 if add_special_tokens else 0
+    if max_len < n_special + 1:
+        raise UserError(f"max_len={max_len} leaves no room for a token")
+    return n_special
+
+
+def pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max):
+    """Rows of flat token ids (``offsets``) as ``(input_ids, attention_mask)``: the
+    layout of ``DnaTokenizer.encode_batch`` (shared by every tokenizer class)."""
+    lengths = np.diff(offsets)
+    batch = lengths.size
+    keep = np.minimum(lengths, max_len - n_special)
+    row_len = keep + n_special
+    width = max_len if pad_to_max else int(row_len.max(initial=0))
+    if (keep < lengths).any():  # truncation: the first `keep` tokens of each row
+        within = np.arange(ids.size, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        ids = ids[within < np.repeat(keep, lengths)]
+    input_ids = np.full((batch, width), PAD_ID, dtype=np.int64)
+    s = 1 if n_special else 0
+    inner = input_ids[:, s:width - s]  # the columns tokens can occupy
+    cols = np.arange(inner.shape[1], dtype=np.int64)[None, :]
+    uniform = batch > 0 and keep.min() == keep.max()
+    # Boolean assignment fills cells in row-major order: the order of the tokens.
+    # Rows of equal length (common: benchmark tasks) are one rectangular copy instead.
+    if padding_side == "left":
+        if uniform:
+            inner[:, inner.shape[1] - int(keep[0]):] = ids.reshape(batch, int(keep[0]))
+        else:
+            inner[cols >= (inner.shape[1] - keep)[:, None]] = ids
+        start = width - row_len
+    else:
+        if uniform:
+            inner[:, :int(keep[0])] = ids.reshape(batch, int(keep[0]))
+        else:
+            inner[cols < keep[:, None]] = ids
+        start = np.zeros(batch, dtype=np.int64)
+    if n_special:
+        rows = np.arange(batch)
+        if padding_side == "right":  # [SEP] follows the tokens, before the padding
+            input_ids[rows, start + row_len - 1] = SEP_ID
+        else:
+            input_ids[:, -1] = SEP_ID
+        input_ids[rows, start] = CLS_ID
+    # Encoded tokens are never [PAD] (id 0) and every other id is >= 1.
+    mask = np.minimum(input_ids, 1)
+    return input_ids, mask
 
 
 class DnaTokenizer:
@@ -261,16 +324,10 @@ class DnaTokenizer:
         is false), truncated on the right to ``max_len`` tokens in all, then padded with
         [PAD] on ``padding_side`` to ``L`` = ``max_len`` (``pad_to_max``) or the longest row.
         """
-        if isinstance(seqs, str):
-            raise UserError("encode_batch takes a list of sequences, not one string")
-        if padding_side not in ("right", "left"):
-            raise UserError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
-        n_special = 2 if add_special_tokens else 0
-        if max_len < n_special + 1:
-            raise UserError(f"max_len={max_len} leaves no room for a token")
+        n_special = check_batch_args(seqs, max_len, add_special_tokens, padding_side)
         seqs = list(seqs)
         ids, offsets = self._encode_flat(seqs)
-        return self._pack(ids, offsets, max_len, n_special, padding_side, pad_to_max)
+        return pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max)
 
     def encode_reverse_complement_batch(self, seqs: list[str], max_len: int,
                                         add_special_tokens: bool = True,
@@ -304,43 +361,7 @@ class DnaTokenizer:
         return ids, starts, ends
 
     def _pack(self, ids, offsets, max_len, n_special, padding_side, pad_to_max):
-        lengths = np.diff(offsets)
-        batch = lengths.size
-        keep = np.minimum(lengths, max_len - n_special)
-        row_len = keep + n_special
-        width = max_len if pad_to_max else int(row_len.max(initial=0))
-        if (keep < lengths).any():  # truncation: the first `keep` tokens of each row
-            within = np.arange(ids.size, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-            ids = ids[within < np.repeat(keep, lengths)]
-        input_ids = np.full((batch, width), PAD_ID, dtype=np.int64)
-        s = 1 if n_special else 0
-        inner = input_ids[:, s:width - s]  # the columns tokens can occupy
-        cols = np.arange(inner.shape[1], dtype=np.int64)[None, :]
-        uniform = batch > 0 and keep.min() == keep.max()
-        # Boolean assignment fills cells in row-major order: the order of the tokens.
-        # Rows of equal length (common: benchmark tasks) are one rectangular copy instead.
-        if padding_side == "left":
-            if uniform:
-                inner[:, inner.shape[1] - int(keep[0]):] = ids.reshape(batch, int(keep[0]))
-            else:
-                inner[cols >= (inner.shape[1] - keep)[:, None]] = ids
-            start = width - row_len
-        else:
-            if uniform:
-                inner[:, :int(keep[0])] = ids.reshape(batch, int(keep[0]))
-            else:
-                inner[cols < keep[:, None]] = ids
-            start = np.zeros(batch, dtype=np.int64)
-        if n_special:
-            rows = np.arange(batch)
-            if padding_side == "right":  # [SEP] follows the tokens, before the padding
-                input_ids[rows, start + row_len - 1] = SEP_ID
-            else:
-                input_ids[:, -1] = SEP_ID
-            input_ids[rows, start] = CLS_ID
-        # Encoded tokens are never [PAD] (id 0) and every other id is >= 1.
-        mask = np.minimum(input_ids, 1)
-        return input_ids, mask
+        return pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max)
 
     # -- decoding
     def decode(self, ids) -> str:

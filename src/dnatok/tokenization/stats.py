@@ -5,6 +5,13 @@ One row per tokenizer x task; the sequences of all splits present in the task di
 (train.csv, dev.csv, test.csv) are pooled. Token lengths are counted over token
 *occurrences* (usage-weighted, not over the vocabulary), in bp, special tokens excluded;
 [UNK] counts as length 1 in the histogram and is also reported as ``unk_frac``.
+
+Learned vocabularies (vq, hrq: one code per base) add their intrinsic measures on the same
+sequences (``dnatok.tokenization.learned.intrinsic_stats``): the share of codes used, the
+perplexity of the code histogram, the reconstruction accuracy of the bases from the codes,
+H(code | centre base) in bits (how much context a code carries beyond its own base) and
+``context_bp``, the shortest centred k-mer that (nearly) determines the code. These columns
+are empty for the other kinds.
 """
 from __future__ import annotations
 
@@ -19,7 +26,13 @@ from dnatok.tokenization.vocab import N_SPECIAL, UNK_ID
 SPLITS = ("train", "dev", "test")
 COLUMNS = ("tokenizer", "kind", "vocab_size", "task", "splits", "sequences", "bp", "tokens",
            "tokens_per_seq_mean", "tokens_per_seq_max", "bp_per_token", "vocab_used",
-           "vocab_used_frac", "unk_frac", "mean_token_len", "token_length_hist")
+           "vocab_used_frac", "unk_frac", "mean_token_len", "token_length_hist",
+           "code_usage", "code_perplexity", "recon_acc", "code_given_base_bits", "context_bp")
+LEARNED_COLUMNS = {"code_usage": "usage", "code_perplexity": "perplexity", "recon_acc": "recon_acc",
+                   "code_given_base_bits": "cond_entropy_base_bits", "context_bp": "context_bp"}
+# Intrinsic measures are estimated on at most this many bases of a task (their plug-in
+# entropies need many positions, and the decoder pass costs time on large tasks).
+LEARNED_SAMPLE_BP = 200_000
 
 
 def read_task_sequences(task_dir) -> tuple[list[str], list[str]]:
@@ -46,10 +59,19 @@ def read_task_sequences(task_dir) -> tuple[list[str], list[str]]:
     return seqs, used
 
 
+def is_learned(tok) -> bool:
+    return getattr(tok, "kind", None) in ("vq", "hrq")
+
+
 def token_lengths(tok) -> np.ndarray:
-    """bp spelled by each token id (0 for special tokens, 1 for [UNK])."""
-    lengths = np.array([0 if i < N_SPECIAL else len(t) for i, t in enumerate(tok.id_to_token)],
-                       dtype=np.int64)
+    """bp spelled by each token id (0 for special tokens, 1 for [UNK]; a learned code
+    stands for one base)."""
+    if is_learned(tok):
+        lengths = np.ones(tok.vocab_size, dtype=np.int64)
+        lengths[:N_SPECIAL] = 0
+    else:
+        lengths = np.array([0 if i < N_SPECIAL else len(t) for i, t in enumerate(tok.id_to_token)],
+                           dtype=np.int64)
     lengths[UNK_ID] = 1
     return lengths
 
@@ -95,7 +117,25 @@ def task_stats(tok, name: str, task: str, seqs: list[str], splits: list[str],
         "unk_frac": round(int(counts[UNK_ID]) / n_tokens, 8) if n_tokens else 0.0,
         "mean_token_len": round(float((lengths * counts).sum() / n_tokens), 4) if n_tokens else 0.0,
         "token_length_hist": encode_hist(hist),
+        **learned_stats(tok, seqs),
     }
+
+
+def learned_stats(tok, seqs: list[str]) -> dict:
+    """The learned-vocabulary columns (empty strings for other kinds), on the first
+    ``LEARNED_SAMPLE_BP`` bases of the task's sequences."""
+    if not is_learned(tok):
+        return {col: "" for col in LEARNED_COLUMNS}
+    from dnatok.tokenization.learned import intrinsic_stats
+
+    sample, left = [], LEARNED_SAMPLE_BP
+    for s in seqs:
+        if left <= 0:
+            break
+        sample.append(s[:left])
+        left -= len(sample[-1])
+    stats = intrinsic_stats(tok, sample)
+    return {col: round(float(stats[key]), 6) for col, key in LEARNED_COLUMNS.items()}
 
 
 def stats_table(tokenizers: list[tuple[str, object]], task_dirs: list) -> list[dict]:

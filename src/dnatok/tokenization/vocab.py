@@ -24,7 +24,7 @@ NUCLEOTIDES = ("A", "C", "G", "T")
 ALPHABET = NUCLEOTIDES + ("N",)
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
 
-KINDS = ("char", "kmer", "bpe")
+KINDS = ("char", "kmer", "bpe", "vq", "hrq")
 # The vocabulary of an overlapping k-mer tokenizer has 4**k entries; beyond 12 the
 # tables stop being practical (and no study uses it).
 MAX_K = 12
@@ -55,12 +55,18 @@ def canonical_spec(spec: dict) -> dict:
       Optional: ``"trainer"`` ("dnatok", the default fast trainer, or "hf", the
       ``tokenizers`` library's trainer) and ``"max_corpus_bp"`` (read at most this many
       bp of the corpus, the first ones).
+    - ``{"kind": "vq"}`` / ``{"kind": "hrq"}``: learned VQDNA tokenizers (one token per bp),
+      trained from a corpus; every key is validated and unknown keys are rejected
+      (``dnatok.tokenization.learned_spec``; meanings in ``dnatok.tokenization.learned``).
     """
     if not isinstance(spec, dict):
         raise UserError(f"tokenizer spec must be a JSON object, got {spec!r}")
     kind = spec.get("kind")
     if kind not in KINDS:
         raise UserError(f"tokenizer spec {spec!r}: 'kind' must be one of {', '.join(KINDS)}")
+    if kind in ("vq", "hrq"):
+        from dnatok.tokenization.learned_spec import canonical_learned_spec
+        return canonical_learned_spec(spec)
     out = dict(spec)
     if kind == "kmer":
         out["k"] = k = _int(spec, "k", 1, MAX_K)
@@ -79,8 +85,11 @@ def canonical_spec(spec: dict) -> dict:
 
 
 def default_name(spec: dict) -> str:
-    """Short wildcard-friendly name: char, kmer6 (overlapping), kmer6s6, bpe4096."""
+    """Short wildcard-friendly name: char, kmer6 (overlapping), kmer6s6, bpe4096, vq, hrq."""
     spec = canonical_spec(spec)
+    if spec["kind"] in ("vq", "hrq"):
+        from dnatok.tokenization.learned_spec import learned_default_name
+        return learned_default_name(spec)
     if spec["kind"] == "char":
         return "char"
     if spec["kind"] == "kmer":
@@ -106,4 +115,4 @@ def fixed_vocab(spec: dict) -> list[str]:
         # length 1 are already single nucleotides when k == 1).
         singles = [c for c in ALPHABET if c not in set(kmers)]
         return list(SPECIAL_TOKENS) + kmers + singles
-    raise UserError("BPE vocabularies are learned from a corpus")
+    raise UserError(f"{spec['kind']} vocabularies are learned from a corpus")

@@ -174,6 +174,14 @@ def resolve_tokenizer(tokenizer, workdir: Path):
     return train_tokenizer(spec, Path(workdir)), str(tokenizer)
 
 
+def code_vectors(tok):
+    """A learned tokenizer's frozen code table for the model's embedding (see
+    :class:`dnatok.models.heads.CodeEmbedding`); None for every other tokenizer and for a
+    learned one whose spec says ``embedding: ids`` (a fresh trainable embedding)."""
+    get = getattr(tok, "code_vectors", None)
+    return get() if callable(get) else None
+
+
 def count_parameters(model) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -25,7 +25,7 @@ import numpy as np
 
 from dnatok.errors import UserError
 from dnatok.io import atomic_path, provenance, write_json
-from dnatok.train.common import (Progress, autocast, close_logger, cosine_with_warmup,
+from dnatok.train.common import (Progress, autocast, close_logger, code_vectors, cosine_with_warmup,
                                  count_parameters, linear_with_warmup, make_logger,
                                  resolve_device, resolve_tokenizer, seed_everything)
 from dnatok.train.metrics import classification_metrics, per_batch_mcc_mean
@@ -480,7 +480,8 @@ def _build_model(arch, tok, data: TaskData, protocol: Protocol, pretrained, sett
         model = build_classifier(arch, num_labels=data.num_classes, vocab_size=tok.vocab_size,
                                  pad_token_id=tok.pad_id, pretrained=pretrained,
                                  complement_map=getattr(tok, "complement_map", None), pooling=protocol.pooling,
-                                 conjoin=opts["conjoin"], max_len=max_len, **model_hparams)
+                                 conjoin=opts["conjoin"], max_len=max_len, code_vectors=code_vectors(tok),
+                                 **model_hparams)
     if settings["lora"]:
         model = _apply_lora(model, settings["lora"], logger)
     model.to(device)

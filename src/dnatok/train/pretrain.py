@@ -34,7 +34,7 @@ import numpy as np
 
 from dnatok.errors import DataError, UserError
 from dnatok.io import atomic_path, provenance, write_json
-from dnatok.train.common import (Progress, autocast, close_logger, cosine_with_warmup,
+from dnatok.train.common import (Progress, autocast, close_logger, code_vectors, cosine_with_warmup,
                                  count_parameters, make_logger, resolve_device, seed_everything)
 
 DEFAULT_PRETRAIN_SETTINGS = {
@@ -352,7 +352,7 @@ def pretrain(arch: str, tokenizer_dir, train_fasta, valid_fasta, out_dir, settin
         seed_everything(seed + rank)
         model = build_pretraining_model(arch, vocab_size=tok.vocab_size, pad_token_id=tok.pad_id,
                                         complement_map=getattr(tok, "complement_map", None),
-                                        **model_hparams)
+                                        code_vectors=code_vectors(tok), **model_hparams)
         model.to(device)
         n_params, _ = count_parameters(model)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
