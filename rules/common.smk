@@ -158,6 +158,12 @@ def tokenizer_corpus(wildcards):
     return []
 
 
+def tokenizer_rule(wildcards):
+    """The resources block of a tokenizer's training: ``train_learned_tokenizer`` for vq/hrq."""
+    kind = config["tokenizers"][wildcards.tokenizer]["kind"]
+    return "train_learned_tokenizer" if kind in ("vq", "hrq") else "train_tokenizer"
+
+
 # ---------------------------------------------------------------- bend (nucleotide level)
 BEND_EMB = "results/bend/embeddings/{task}/{model}/{tokenizer}"
 BEND_PROBE = "results/bend/probe/{task}/{model}/{tokenizer}/seed{seed}"
@@ -194,7 +200,9 @@ def bend_task_args(wildcards, input):
     """The command building (annotation) or importing (release) a BEND task folder."""
     conf = bendconf.task_conf(config, wildcards.task)
     if conf["source"] == "annotation":
-        splits = " ".join(opt("--split", f"{g}={s}") for g, s in (conf.get("splits") or {}).items())
+        splits = " ".join([*(opt("--split", f"{g}={s}") for g, s in (conf.get("splits") or {}).items()),
+                           *(opt("--split-chrom", f"{c}={s}")
+                             for c, s in (conf.get("split_chromosomes") or {}).items())])
         return (f"task gene-finding --annotation {shlex.quote(input.annotation)}"
                 f" --format {conf['annotation_format']} --max-window-bp {conf['max_window_bp']}"
                 f" --flank-bp {conf['flank_bp']} {splits}")
@@ -218,7 +226,7 @@ def bend_model_args(wildcards, input):
     if wildcards.model == bendconf.BASELINE_MODEL:
         return f"--model {bendconf.BASELINE_MODEL}"
     model = input.model if dnaconf.is_released(config, wildcards.model) else os.path.dirname(input.model)
-    return f"--model {shlex.quote(model)} " + opt("--tokenizer", input.get("tokenizer"))
+    return f"--model {shlex.quote(model)} {opt('--tokenizer', input.get('tokenizer'))}"
 
 
 def bend_probe_args(wildcards):

@@ -16,9 +16,11 @@ rule train_tokenizer:
         "benchmarks/train_tokenizer/{tokenizer}.tsv"
     threads: resource("train_tokenizer", "threads")
     resources:
-        mem_mb=res("train_tokenizer", "mem_mb"),
-        runtime=res("train_tokenizer", "runtime"),
+        # learned vocabularies (vq, hrq) train a network: their own resources, a GPU if given
+        mem_mb=lambda wc: resource(tokenizer_rule(wc), "mem_mb"),
+        runtime=lambda wc: resource(tokenizer_rule(wc), "runtime"),
         cpus_per_task=res("train_tokenizer", "threads"),
+        gpu=lambda wc: resource(tokenizer_rule(wc), "gpu"),
     conda:
         ENV
     shell:

@@ -230,6 +230,19 @@ def test_split_errors_name_genes(real, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_chromosome_splits_place_every_gene_of_a_chromosome_and_genes_win():
+    from dnatok.bend.gene_finding import assign_splits
+
+    def t(gene, chrom, strand):
+        return Transcript(gene, gene, chrom, strand, 0, 10, [(0, 10)])
+    genes = [t("a", "chr1", "+"), t("b", "chr1", "-"), t("c", "chr8", "+"), t("d", "chr8", "-"),
+             t("e", "chr9", "+"), t("f", "chr9", "-"), t("g", "chr9", "+")]
+    got = assign_splits(genes, {"g": "train"}, {"8": "test", "chr9": "valid"})   # '8' means chr8
+    assert got == {"a": "train", "b": "train", "c": "test", "d": "test", "e": "valid", "f": "valid", "g": "train"}
+    with pytest.raises(UserError, match="chr5"):
+        assign_splits(genes, None, {"chr5": "test"})
+
+
 # ----------------------------------------------------------------------------- 3. CDS
 def test_inferred_cds_and_cds_utr_classes(real):
     tx = real["tx"]

@@ -113,6 +113,31 @@ def test_upsampled_embeddings_give_each_base_its_owning_tokens_vector(kind, worl
             np.testing.assert_allclose(v[s[t]:e[t]], np.broadcast_to(h[t], (e[t] - s[t], 16)), atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["dnabert2", "ntv2", "dnabert6", "gpt2", "char"])
+def test_released_tokenizers_upsample_to_one_vector_per_base(kind, tmp_path):
+    """Every released tokenizer's tokens (with their specials) own each base exactly once,
+    so repeat-upsampling gives one vector per base: BPE pieces, 6-mers with single-base
+    leftovers (NT-v2), overlapping 6-mers whose edge bases the first/last window owns
+    (DNABERT-6), N runs and lengths that are not multiples of k."""
+    from dnatok.embed import owned_spans
+    from dnatok.released.tokenizers import load_release_tokenizer, write_release_tokenizer
+
+    tok = load_release_tokenizer(kind, write_release_tokenizer(kind, tmp_path / kind))
+    rng = np.random.default_rng(3)
+    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (6, 7, 13, 50, 101)]
+    seqs += ["ACGTNNNNACGTAC", "NNNNNNNNNN" + "ACGTTG" * 3]
+    mode = E.upsample_mode(tok)
+    assert mode == ("none" if kind == "char" else "repeat")
+    for i, seq in enumerate(seqs):
+        ids, start, end = tok.spans(seq, add_special_tokens=True)
+        own_s, own_e = owned_spans(np.asarray(start), np.asarray(end), len(seq), f"sequence {i}")
+        hidden = np.arange(len(ids), dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+        out = E.upsample(hidden, own_s, own_e, len(seq), mode, f"sequence {i}")
+        assert out.shape == (len(seq), 3)
+        owner = np.repeat(np.arange(len(ids)), own_e - own_s)
+        np.testing.assert_array_equal(out[:, 0], owner)   # each base carries its owner's vector
+
+
 def test_upsample_checks_spans_and_names_the_sequence():
     h = np.arange(6, dtype=np.float32).reshape(3, 2)
     out = E.upsample(h, [0, 2, 3], [2, 3, 6], 6, "repeat", "sequence 'x'")

@@ -308,13 +308,17 @@ def test_fast_encoding_equals_reference_forward(name, request, chr2_slice):
     tok = request.getfixturevalue(name)
     seq = chr2_slice[0]
     seqs = [seq[1000:31_000], seq[50_000:50_037], seq[60_000:69_001], "ACGTNNNNACGT"]
-    # mixed lengths: padded batches (mask), pieces with margins, unpadded batches (no mask)
-    got = tok.encode_levels(seqs)
-    for s, g in zip(seqs, got):
-        assert np.array_equal(g, _reference_levels(tok, s))
-    windows = [seq[100_000 + i * 1000:101_000 + i * 1000] for i in range(20)]
-    for s, g in zip(windows, tok.encode_levels(windows)):  # equal lengths: no mask
-        assert np.array_equal(g, _reference_levels(tok, s))
+    windows = [seq[100_000 + i * 1000:101_000 + i * 1000] for i in range(40)]
+    ref = [_reference_levels(tok, s) for s in seqs + windows]
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):  # 2: batches in a thread pool
+            torch.set_num_threads(threads)
+            # mixed lengths: padded batches (mask), pieces with margins; windows: no mask
+            got = tok.encode_levels(seqs) + tok.encode_levels(windows)
+            assert all(np.array_equal(g, r) for g, r in zip(got, ref))
+    finally:
+        torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- device

@@ -44,6 +44,7 @@ def test_full_study_dry_run_lists_the_whole_job_matrix():
     # (tasks, learning rates x batch sizes x rc_aug) per benchmark
     mamba_char = 28 * 3 * 2 + 8 * 3 * 2 + 18 * 6 * 2
     mamba_bpe = 28 * 7 * 2 + 8 * 3 * 2 + 18 * 3 * 2
+    mamba_hrq = mamba_char                                   # the learned vocabulary: char's sweep
     caduceus = 28 * 9 * 3 * 2 + 8 * 5 * 2 * 2 + 18 * 6 * 2 * 2
     cnn = 54
     hyena = 28 * 3 * 2 + 8 * 3 * 2 * 2 + 18 * 4 * 2 * 2
@@ -51,17 +52,20 @@ def test_full_study_dry_run_lists_the_whole_job_matrix():
     dnabert2 = 28 * 2 + 8 * 2 + 18
     dnabert6 = 28 * 2 + 8 * 2 + 18
     ntv2 = gpt = 54
-    runs = (mamba_char + mamba_bpe + caduceus + cnn + hyena + dnabert2 + dnabert6 + ntv2 + gpt) * 10
-    assert runs == packed_runs == 39780
+    runs = (mamba_char + mamba_bpe + mamba_hrq + caduceus + cnn + hyena + dnabert2 + dnabert6 + ntv2 + gpt) * 10
+    assert runs == packed_runs == 44100
     # packs: every grid point of a task x model x tokenizer in one job (finetune_pack: all)
-    assert counts["finetune"] == 54 * 9 == 486
+    assert counts["finetune"] == 54 * 10 == 540
     assert counts["prepare_task"] == 54
-    # mamba x 2 tokenizers + caduceus + hyena (char); the CNN and the released checkpoints are not pretrained
-    assert counts["pretrain"] == 4
+    # mamba x 3 tokenizers + caduceus + hyena (char); the CNN and the released checkpoints are not pretrained
+    assert counts["pretrain"] == 5
     assert counts["download_checkpoint"] == 4
-    assert counts["train_tokenizer"] == 2
+    assert counts["train_tokenizer"] == 3
     assert counts["download_benchmark"] == 3
-    assert counts["select"] == counts["summarize"] == 3 * 3     # char, bpe, own
+    assert counts["select"] == counts["summarize"] == 3 * 4     # char, bpe, hrq, own
+    # nucleotide level: 2 tasks x (one-hot baseline + 9 model/tokenizer pairs with weights), 10 seeds
+    assert counts["bend_task"] == 2 and counts["bend_embed"] == 2 * 10
+    assert counts["bend_probe"] == 2 * 10 * 10 and counts["bend_score_variants"] == 9
     assert counts["study_significance"] == 1 and counts["study_means"] == 2
 
 

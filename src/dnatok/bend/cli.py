@@ -27,6 +27,8 @@ def add_commands(subparsers) -> None:
     g.add_argument("--split", action="append", default=None, metavar="GENE=SPLIT",
                    help="assign a gene to train/valid/test (repeatable; replaces the chr2-piece default, "
                         "unnamed genes go to train)")
+    g.add_argument("--split-chrom", action="append", default=None, metavar="CHROM=SPLIT",
+                   help="put every gene of a chromosome in a split (repeatable; --split wins for a gene)")
     g.add_argument("--name", default="gene_finding", help="task name (file stem)")
     g.set_defaults(func=_gene_finding)
 
@@ -59,24 +61,20 @@ def add_commands(subparsers) -> None:
                    help="check rows against this FASTA (default: the genome named in task.json, if present)")
     c.set_defaults(func=_check)
 
-    try:
-        from dnatok.bend import run_cli
-    except ModuleNotFoundError as err:
-        if err.name != "dnatok.bend.run_cli":
-            raise
-    else:
-        run_cli.add_commands(sub)
+    from dnatok.bend import run_cli
+
+    run_cli.add_commands(sub)
 
 
-def _parse_splits(items) -> dict[str, str] | None:
+def _parse_splits(items, flag: str = "--split", what: str = "GENE") -> dict[str, str] | None:
     if not items:
         return None
     out = {}
     for item in items:
-        gene, eq, split = item.partition("=")
-        if not eq or not gene or not split:
-            raise UserError(f"--split {item!r}: expected GENE=SPLIT")
-        out[gene] = split
+        name, eq, split = item.partition("=")
+        if not eq or not name or not split:
+            raise UserError(f"{flag} {item!r}: expected {what}=SPLIT")
+        out[name] = split
     return out
 
 
@@ -86,7 +84,8 @@ def _gene_finding(args) -> int:
     t0 = time.perf_counter()
     meta = build_gene_finding(args.annotation, args.genome, args.out, window_bp=args.window_bp,
                               flank_bp=args.flank_bp, max_window_bp=args.max_window_bp,
-                              splits=_parse_splits(args.split), fmt=args.fmt, name=args.name)
+                              splits=_parse_splits(args.split), fmt=args.fmt, name=args.name,
+                              chrom_splits=_parse_splits(args.split_chrom, "--split-chrom", "CHROM"))
     counts = ", ".join(f"{s} {n}" for s, n in meta["counts"].items())
     print(f"gene_finding: {meta['rows']} windows ({counts}), {meta['bases']} bases, "
           f"{len(meta['source']['genes'])} genes -> {args.out} ({time.perf_counter() - t0:.1f} s)")

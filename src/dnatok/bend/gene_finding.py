@@ -173,11 +173,16 @@ def _shared_bases(windows: list[Window]) -> int:
     return shared
 
 
-def assign_splits(transcripts, splits: dict[str, str] | None) -> dict[str, str]:
-    """{gene: split}; unnamed genes go to train. Errors name missing genes and splits without
-    both strands."""
-    chosen = DEFAULT_SPLITS if splits is None else splits
+def assign_splits(transcripts, splits: dict[str, str] | None,
+                  chrom_splits: dict[str, str] | None = None) -> dict[str, str]:
+    """{gene: split}: a gene named in ``splits`` goes there, else a gene on a chromosome of
+    ``chrom_splits`` goes to that chromosome's split (the way to split a whole-genome
+    annotation), else to train. Without either, the chr2-piece default. Errors name missing
+    genes and splits without both strands."""
+    chosen = DEFAULT_SPLITS if splits is None and not chrom_splits else dict(splits or {})
     genes = {t.gene: t for t in transcripts}
+    by_chrom = _chrom_assignment(transcripts, chrom_splits or {})
+    chosen = {**{g: by_chrom[genes[g].chrom] for g in genes if genes[g].chrom in by_chrom}, **chosen}
     bad = {g: s for g, s in chosen.items() if s not in SPLITS}
     if bad:
         raise UserError(f"unknown split for {', '.join(f'{g}={s}' for g, s in bad.items())}: "
@@ -196,9 +201,28 @@ def assign_splits(transcripts, splits: dict[str, str] | None) -> dict[str, str]:
     return out
 
 
+def _chrom_assignment(transcripts, chrom_splits: dict[str, str]) -> dict[str, str]:
+    """{transcript chromosome name: split} for the chromosomes named in ``chrom_splits``
+    ('8' and 'chr8' both match); a name no transcript lies on is an error."""
+    from dnatok.bend.format import resolve_chrom
+
+    names = {t.chrom for t in transcripts}
+    out, unknown = {}, []
+    for chrom, split in chrom_splits.items():
+        found = resolve_chrom(chrom, names)
+        if found is None:
+            unknown.append(chrom)
+        else:
+            out[found] = split
+    if unknown:
+        raise UserError(f"chromosomes of the split assignment with no gene of the annotation: {', '.join(unknown)}")
+    return out
+
+
 def build_gene_finding(annotation_path, genome_fasta, out_dir, window_bp: int | None = None,
                        flank_bp: int = 1000, max_window_bp: int = 12000, splits: dict[str, str] | None = None,
-                       fmt: str = "exon_models", name: str = "gene_finding") -> dict:
+                       fmt: str = "exon_models", name: str = "gene_finding",
+                       chrom_splits: dict[str, str] | None = None) -> dict:
     """Build the task folder ``out_dir`` (atomically); returns its ``task.json`` content."""
     if flank_bp < 0 or max_window_bp < 1 or (window_bp is not None and window_bp < 1):
         raise UserError("flank_bp must be >= 0, max_window_bp and window_bp >= 1")
@@ -206,7 +230,7 @@ def build_gene_finding(annotation_path, genome_fasta, out_dir, window_bp: int | 
     transcripts, dropped, lengths = load_transcripts(annotation_path, fa, fmt)
     if not transcripts:
         raise UserError(f"{annotation_path}: no protein-coding transcript lies on the genome {genome_fasta}")
-    gene_split = assign_splits(transcripts, splits)
+    gene_split = assign_splits(transcripts, splits, chrom_splits)
     ordered = sorted(transcripts, key=lambda t: (t.chrom, t.tx_start, t.gene))
     windows = [Window(wid, t.gene, t.chrom, a, b, t.strand, gene_split[t.gene]) for t in ordered
                for wid, a, b in gene_windows(t, lengths[t.chrom], flank_bp, max_window_bp, window_bp)]

@@ -133,7 +133,7 @@ def _task_problems(config: dict, task: str) -> list[str]:
     conf = config["bend"]["tasks"][task]
     need = {"annotation": ("annotation", "annotation_format"), "release": ("bed", "kind", "num_classes")}
     allowed = {"annotation": {"source", "annotation", "annotation_format", "mirror", "max_window_bp",
-                              "flank_bp", "splits"},
+                              "flank_bp", "splits", "split_chromosomes"},
                "release": {"source", "bed", "hdf5", "kind", "num_classes", "mirror"}}
     source = conf["source"]
     out = [f"{where}.{key}: required with source: {source}" for key in need[source] if key not in conf]

@@ -69,8 +69,10 @@ Speed (CPU, defaults): ~0.3 s per training step (batch 64 x 128 bp, one thread);
     bench/tokenizers/RESULTS.md). Encoding is batched, under ``torch.inference_mode``,
     in pieces of ``LearnedTokenizer.chunk`` bp with a margin of ``receptive_margin`` bp
     per side, so codes equal those of one pass over the whole sequence. On CPU a forward
-    pass holds ``CPU_BATCH_BP`` (8192) padded bp, so the activations (the MLP's 4 x width
-    hidden layer) stay in cache: 2x the speed of 65536-bp passes with the same floats.
+    pass holds ``CPU_BATCH_BP`` (16384) padded bp, so the activations (the MLP's 4 x width
+    hidden layer) stay near the cache, and with n > 1 torch threads n batches run at once
+    in Python threads of one torch thread each (no intra-op barriers: these small ops
+    scale badly on busy cores); the same operations on the same inputs, so the same codes.
     Changes kept only because they give bit-identical codes: unpadded batches skip the
     mask, the one-hot is a table lookup, the nearest-code search doubles the K codes
     instead of the N rows. Not done because the floats differ (checked): a channels-last
@@ -101,7 +103,7 @@ EPS = 1e-5
 PAD_CODE = N_CHANNELS  # input code of positions past a sequence's end (all-zero one-hot)
 ONE_HOT = torch.eye(N_CHANNELS + 1)[:, :N_CHANNELS].contiguous()  # input code -> one-hot row
 DEVICE_ENV = "DNATOK_TOKENIZER_DEVICE"
-CPU_BATCH_BP = 1 << 13   # padded bp per forward pass on CPU (activations stay in cache)
+CPU_BATCH_BP = 1 << 14   # padded bp per forward pass on CPU (activations stay in cache)
 CUDA_BATCH_BP = 1 << 20  # ... on CUDA
 
 
@@ -386,7 +388,8 @@ def level_codes(net: VQDNANet, margin: int, codes: np.ndarray, lengths: np.ndarr
 
         torch.set_num_threads(1)
         try:
-            with ThreadPoolExecutor(threads) as pool:
+            with ThreadPoolExecutor(threads, initializer=torch.set_num_threads,
+                                    initargs=(1,)) as pool:
                 list(pool.map(run, groups))
         finally:
             torch.set_num_threads(threads)
