@@ -149,19 +149,21 @@ def benchmark_source(wildcards):
 PREPARE_FORMAT = {"simulate": "csv", "gue": "gue", "genomic_benchmarks": "gb", "nucleotide_transformer": "nt"}
 
 
-LEARNED_TOKENIZERS = ("bpe", "vq", "hrq")  # kinds trained on the pretraining train split
+LEARNED_KINDS = ("vq", "hrq")  # tokenizers that are networks (rule train_learned_tokenizer)
 
 
 def tokenizer_corpus(wildcards):
-    if config["tokenizers"][wildcards.tokenizer]["kind"] in LEARNED_TOKENIZERS:
+    """BPE learns from the pretraining train split; char and k-mers need no corpus."""
+    if config["tokenizers"][wildcards.tokenizer]["kind"] == "bpe":
         return "data/pretrain/train.fa"
     return []
 
 
-def tokenizer_rule(wildcards):
-    """The resources block of a tokenizer's training: ``train_learned_tokenizer`` for vq/hrq."""
-    kind = config["tokenizers"][wildcards.tokenizer]["kind"]
-    return "train_learned_tokenizer" if kind in ("vq", "hrq") else "train_tokenizer"
+def tokenizer_names(learned):
+    """Wildcard pattern of the tokenizers one of the two training rules builds (a pattern
+    that matches nothing when there are none)."""
+    names = [n for n, spec in config["tokenizers"].items() if (spec["kind"] in LEARNED_KINDS) == learned]
+    return "|".join(names) if names else "(?!)"
 
 
 # ---------------------------------------------------------------- bend (nucleotide level)
@@ -272,6 +274,11 @@ def bend_compares():
 
 
 # ---------------------------------------------------------------- resources
+# The rules the SLURM profile sends to the GPU partition with a GPU model: they ask for one
+# GPU unless their resources say otherwise (a GPU model with 0 GPUs is no valid request).
+GPU_RULES = ("pretrain", "finetune", "train_learned_tokenizer", "bend_embed", "bend_probe")
+
+
 def resource(rule, key, benchmark=None):
     """Per-rule resource from the config; a benchmark override wins over the rule, the rule over the default."""
     layers = [config["resources"]["default"], config["resources"].get(rule, {})]
@@ -281,7 +288,7 @@ def resource(rule, key, benchmark=None):
     for layer in layers:
         value = layer.get(key, value)
     if value is None and key == "gpu":
-        return 0
+        return 1 if rule in GPU_RULES else 0
     return value
 
 

@@ -3,10 +3,13 @@
 
 
 rule train_tokenizer:
+    # char, k-mer and BPE: CPU
     input:
         corpus=tokenizer_corpus,
     output:
         directory("results/tokenizers/{tokenizer}"),
+    wildcard_constraints:
+        tokenizer=tokenizer_names(learned=False),
     params:
         spec=lambda wc: as_json(dnaconf.tokenizer_spec(config, wc.tokenizer)),
         corpus=lambda wc, input: opt("--corpus", input.corpus),
@@ -16,15 +19,40 @@ rule train_tokenizer:
         "benchmarks/train_tokenizer/{tokenizer}.tsv"
     threads: resource("train_tokenizer", "threads")
     resources:
-        # learned vocabularies (vq, hrq) train a network: their own resources, a GPU if given
-        mem_mb=lambda wc: resource(tokenizer_rule(wc), "mem_mb"),
-        runtime=lambda wc: resource(tokenizer_rule(wc), "runtime"),
+        mem_mb=res("train_tokenizer", "mem_mb"),
+        runtime=res("train_tokenizer", "runtime"),
         cpus_per_task=res("train_tokenizer", "threads"),
-        gpu=lambda wc: resource(tokenizer_rule(wc), "gpu"),
     conda:
         ENV
     shell:
         "dnatok tokenizer train --spec {params.spec} --out {output} {params.corpus} > {log} 2>&1"
+
+
+rule train_learned_tokenizer:
+    # vq, hrq: a network (VQDNA's tokenizer) trained on the same split, a GPU if given;
+    # resumes from <out>.ckpt/ when a job is requeued
+    input:
+        corpus="data/pretrain/train.fa",
+    output:
+        directory("results/tokenizers/{tokenizer}"),
+    wildcard_constraints:
+        tokenizer=tokenizer_names(learned=True),
+    params:
+        spec=lambda wc: as_json(dnaconf.tokenizer_spec(config, wc.tokenizer)),
+    log:
+        "logs/train_tokenizer/{tokenizer}.log",
+    benchmark:
+        "benchmarks/train_tokenizer/{tokenizer}.tsv"
+    threads: resource("train_learned_tokenizer", "threads")
+    resources:
+        mem_mb=res("train_learned_tokenizer", "mem_mb"),
+        runtime=res("train_learned_tokenizer", "runtime"),
+        cpus_per_task=res("train_learned_tokenizer", "threads"),
+        gpu=res("train_learned_tokenizer", "gpu"),
+    conda:
+        GPU_ENV
+    shell:
+        "dnatok tokenizer train --spec {params.spec} --out {output} --corpus {input.corpus} > {log} 2>&1"
 
 
 rule tokenizer_stats:

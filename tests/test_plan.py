@@ -129,7 +129,7 @@ def test_demo_plan_matches_the_config(tmp_path):
     assert rows["pretrain"].gpu_hours == pytest.approx(expected["pretrain_gpu_h"])
     assert rows["finetune"].stage == "finetune" and rows["pretrain"].stage == "pretrain"
     # only the GPU rules ask for GPUs
-    assert {r.rule for r in rows.values() if r.gpu_jobs} == {"finetune", "pretrain"}
+    assert {r.rule for r in rows.values() if r.gpu_jobs} == {"finetune", "pretrain", "train_learned_tokenizer"}
 
 
 def test_full_study_plan_from_the_command_line(tmp_path):

@@ -60,7 +60,7 @@ def test_full_study_dry_run_lists_the_whole_job_matrix():
     # mamba x 3 tokenizers + caduceus + hyena (char); the CNN and the released checkpoints are not pretrained
     assert counts["pretrain"] == 5
     assert counts["download_checkpoint"] == 4
-    assert counts["train_tokenizer"] == 3
+    assert counts["train_tokenizer"] == 2 and counts["train_learned_tokenizer"] == 1
     assert counts["download_benchmark"] == 3
     assert counts["select"] == counts["summarize"] == 3 * 4     # char, bpe, hrq, own
     # nucleotide level: 2 tasks x (one-hot baseline + 9 model/tokenizer pairs with weights), 10 seeds

@@ -65,7 +65,9 @@ Device: training runs on the spec's ``device`` (``learned_train``). A loaded tok
     codes may differ from the CPU's at near-ties (other kernels; TF32 is switched off
     while encoding, then restored).
 Speed (CPU, defaults): ~0.3 s per training step (batch 64 x 128 bp, one thread);
-    encoding ~0.2 Mbp/s per thread (the network costs ~0.2 MFLOP per base; see
+    encoding ~0.1-0.14 Mbp/s on one thread of a busy 2-core box (1.1-2.2x the earlier
+    code; 2-3x with 2 threads)
+    (the network costs ~0.2 MFLOP per base; see
     bench/tokenizers/RESULTS.md). Encoding is batched, under ``torch.inference_mode``,
     in pieces of ``LearnedTokenizer.chunk`` bp with a margin of ``receptive_margin`` bp
     per side, so codes equal those of one pass over the whole sequence. On CPU a forward
