@@ -57,3 +57,34 @@ def test_cnn_takes_codes_and_plain_models_have_none():
     assert clf(torch.randint(0, VOCAB, (3, 120))).logits.shape == (3, 2)
     plain = build_pretraining_model("mamba", vocab_size=VOCAB, pad_token_id=0, **ARCHS["mamba"])
     assert code_vectors_of(plain) is None and isinstance(plain.backbone.embedding, torch.nn.Embedding)
+
+
+@pytest.mark.parametrize("embedding", ["frozen", "ids"])
+def test_a_learned_vocabulary_pretrains_and_fine_tunes_both_ways(embedding, tmp_path):
+    """Through the training code users run: pretraining reads the tokenizer's code vectors
+    (frozen) or its ids only (a fresh embedding), fine-tuning keeps exactly that."""
+    import numpy as np
+
+    from dnatok.models import load_model
+    from dnatok.tokenization import train_tokenizer
+    from dnatok.train.finetune import finetune
+    from dnatok.train.pretrain import pretrain
+    from test_train_finetune import make_task
+    from test_train_pretrain import TINY_MAMBA, _fasta, _settings
+
+    train, valid = _fasta(tmp_path / "train.fa", 1), _fasta(tmp_path / "valid.fa", 2, n_records=1)
+    rng = np.random.default_rng(0)
+    corpus = ["".join(rng.choice(list("ACGT"), 400)) for _ in range(20)]
+    spec = {"kind": "vq", "codebook_size": 8, "code_dim": 4, "width": 8, "depth": 1, "steps": 4,
+            "batch_size": 8, "window": 32, "embedding": embedding}
+    tok = train_tokenizer(spec, tmp_path / "vq", corpus)
+    pretrain("mamba", tok.path, train, valid, tmp_path / "pre", _settings(steps=2, rc_aug=False), TINY_MAMBA)
+    held = code_vectors_of(load_model(tmp_path / "pre"))
+    if embedding == "frozen":
+        assert torch.equal(held, torch.from_numpy(tok.code_vectors()))
+    else:
+        assert held is None and tok.code_vectors() is None
+    task = make_task(tmp_path / "task", n_train=24, n_dev=8, n_test=8, length=24)
+    m = finetune(task, "mamba", tok.path, tmp_path / "ft", seed=0, pretrained=tmp_path / "pre",
+                 settings={"epochs": 1, "batch_size": 8, "progress": False})
+    assert -1 <= m["test"]["mcc"] <= 1

@@ -130,6 +130,10 @@ def _attributes(text: str) -> tuple[dict, list[str]]:
     return attrs, tags
 
 
+_GTF_FEATURES = ("transcript", "exon", "CDS", "stop_codon")
+_GTF_LISTS = {"exon": "exons", "CDS": "cds", "stop_codon": "stop"}  # feature -> list in a transcript's rows
+
+
 def read_gtf(path, chroms: Iterable[str] | None = None) -> list[Transcript]:
     """One transcript per gene of a GENCODE GTF (see the module docstring for the choice).
 
@@ -140,11 +144,37 @@ def read_gtf(path, chroms: Iterable[str] | None = None) -> list[Transcript]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"GTF file {path} does not exist")
-    want = None
-    if chroms is not None:
-        want = set()
-        for c in chroms:
-            want |= {c, c[3:] if c.startswith("chr") else "chr" + c}
+    tx = _gtf_transcript_rows(path, _chrom_spellings(chroms))
+    by_gene: dict[str, list[Transcript]] = {}
+    for tid, t in tx.items():
+        if t["exons"]:
+            by_gene.setdefault(t["gene_id"], []).append(_gtf_transcript(path, tid, t))
+    names: dict[str, list[str]] = {}
+    for gid, trs in by_gene.items():
+        names.setdefault(trs[0].gene, []).append(gid)
+    out = []
+    for gid, trs in by_gene.items():
+        best = _choose_transcript(trs)
+        if len(names[best.gene]) > 1:  # the same gene name on two gene ids (e.g. PAR copies)
+            best.gene = f"{best.gene}|{gid}"
+        out.append(best)
+    out.sort(key=lambda t: (t.chrom, t.tx_start, t.gene))
+    return out
+
+
+def _chrom_spellings(chroms: Iterable[str] | None) -> set[str] | None:
+    """Every chromosome name of ``chroms`` with and without ``chr`` (None: no restriction)."""
+    if chroms is None:
+        return None
+    want = set()
+    for c in chroms:
+        want |= {c, c[3:] if c.startswith("chr") else "chr" + c}
+    return want
+
+
+def _gtf_transcript_rows(path: Path, want: set[str] | None) -> dict[str, dict]:
+    """{transcript id: its chromosome, strand, gene, type, tags, span and the intervals of its
+    exon, CDS and stop_codon rows} of the GTF's rows on the chromosomes ``want`` (None: all)."""
     tx: dict[str, dict] = {}
     with open(path, "rb") as probe:
         gz = probe.read(2) == b"\x1f\x8b"
@@ -153,85 +183,89 @@ def read_gtf(path, chroms: Iterable[str] | None = None) -> list[Transcript]:
         for lineno, raw in enumerate(fh, start=1):
             if raw.startswith("#") or not raw.strip():
                 continue
-            f = raw.rstrip("\n\r").split("\t")
-            if len(f) != 9:
-                raise DataError(path, lineno, f"{len(f)} columns, a GTF line has 9")
-            chrom, feature = f[0], f[2]
-            if feature not in ("transcript", "exon", "CDS", "stop_codon"):
-                continue
-            if want is not None and chrom not in want:
-                continue
-            try:
-                start, end = int(f[3]) - 1, int(f[4])
-            except ValueError:
-                raise DataError(path, lineno, f"start/end {f[3]!r}, {f[4]!r} are not integers") from None
-            if not 0 <= start < end:
-                raise DataError(path, lineno, f"bad interval {f[3]}-{f[4]}")
-            strand = f[6]
-            if strand not in ("+", "-"):
-                raise DataError(path, lineno, f"strand {strand!r} is not + or -")
-            attrs, tags = _attributes(f[8])
-            tid = attrs.get("transcript_id")
-            if tid is None:
-                raise DataError(path, lineno, f"{feature} row without transcript_id")
-            t = tx.setdefault(tid, {"chrom": chrom, "strand": strand, "gene_id": attrs.get("gene_id", tid),
-                                    "gene": attrs.get("gene_name") or attrs.get("gene_id") or tid,
-                                    "type": attrs.get("transcript_type") or attrs.get("transcript_biotype"),
-                                    "tags": set(), "span": None, "exons": [], "cds": [], "stop": [],
-                                    "line": lineno})
-            if (t["chrom"], t["strand"]) != (chrom, strand):
-                raise DataError(path, lineno, f"transcript {tid} changes chromosome/strand "
-                                              f"(first seen line {t['line']})")
-            t["tags"].update(tags)
-            if feature == "transcript":
-                t["span"] = (start, end)
-            elif feature == "exon":
-                t["exons"].append((start, end))
-            elif feature == "CDS":
-                t["cds"].append((start, end))
-            else:
-                t["stop"].append((start, end))
+            row = _gtf_row(path, lineno, raw, want)
+            if row is not None:
+                _add_gtf_row(path, lineno, tx, *row)
+    return tx
 
-    by_gene: dict[str, list[Transcript]] = {}
-    for tid, t in tx.items():
-        if not t["exons"]:
-            continue
-        exons = sorted(set(t["exons"]))
-        span = t["span"] or (exons[0][0], exons[-1][1])
-        _check_exons(path, t["line"], exons, span[0], span[1], t["strand"])
-        coding = t["cds"] + t["stop"]
-        cds = (min(s for s, _ in coding), max(e for _, e in coding)) if t["cds"] else None
-        cds_bases = sum(e - s for s, e in coding) if t["cds"] else 0
-        tr = Transcript(gene=t["gene"], transcript_id=tid, chrom=t["chrom"], strand=t["strand"],
-                        tx_start=span[0], tx_end=span[1], exons=exons, cds=cds,
-                        meta={"source": str(path), "line": t["line"], "gene_id": t["gene_id"],
-                              "transcript_type": t["type"], "tags": sorted(t["tags"]),
-                              "cds_bases": cds_bases, "cds_includes_stop": bool(t["stop"])})
-        by_gene.setdefault(t["gene_id"], []).append(tr)
 
-    names: dict[str, list[str]] = {}
-    for gid, trs in by_gene.items():
-        names.setdefault(trs[0].gene, []).append(gid)
-    out = []
-    for gid, trs in by_gene.items():
-        canon = [t for t in trs if "Ensembl_canonical" in t.meta["tags"]]
-        basic = [t for t in trs if "basic" in t.meta["tags"] and t.cds is not None]
-        if canon:
-            pool, why = canon, "Ensembl_canonical"
-            key = lambda t: (-t.spliced_length, t.transcript_id)  # noqa: E731
-        elif basic:
-            pool, why = basic, "basic, longest CDS"
-            key = lambda t: (-t.meta["cds_bases"], -t.spliced_length, t.transcript_id)  # noqa: E731
-        else:
-            pool, why = trs, "longest transcript"
-            key = lambda t: (-t.spliced_length, t.transcript_id)  # noqa: E731
-        best = sorted(pool, key=key)[0]
-        best.meta["chosen_because"] = why
-        if len(names[best.gene]) > 1:  # the same gene name on two gene ids (e.g. PAR copies)
-            best.gene = f"{best.gene}|{gid}"
-        out.append(best)
-    out.sort(key=lambda t: (t.chrom, t.tx_start, t.gene))
-    return out
+def _gtf_row(path: Path, lineno: int, raw: str, want: set[str] | None):
+    """(feature, chromosome, start, end, strand, attributes, tags) of one GTF line, 0-based
+    half-open; None for features not read here or chromosomes not wanted."""
+    f = raw.rstrip("\n\r").split("\t")
+    if len(f) != 9:
+        raise DataError(path, lineno, f"{len(f)} columns, a GTF line has 9")
+    chrom, feature = f[0], f[2]
+    if feature not in _GTF_FEATURES:
+        return None
+    if want is not None and chrom not in want:
+        return None
+    try:
+        start, end = int(f[3]) - 1, int(f[4])
+    except ValueError:
+        raise DataError(path, lineno, f"start/end {f[3]!r}, {f[4]!r} are not integers") from None
+    if not 0 <= start < end:
+        raise DataError(path, lineno, f"bad interval {f[3]}-{f[4]}")
+    strand = f[6]
+    if strand not in ("+", "-"):
+        raise DataError(path, lineno, f"strand {strand!r} is not + or -")
+    attrs, tags = _attributes(f[8])
+    return feature, chrom, start, end, strand, attrs, tags
+
+
+def _add_gtf_row(path: Path, lineno: int, tx: dict[str, dict], feature, chrom, start, end, strand,
+                 attrs, tags) -> None:
+    """Record one GTF row in its transcript's entry of ``tx`` (created on first sight)."""
+    tid = attrs.get("transcript_id")
+    if tid is None:
+        raise DataError(path, lineno, f"{feature} row without transcript_id")
+    t = tx.setdefault(tid, {"chrom": chrom, "strand": strand, "gene_id": attrs.get("gene_id", tid),
+                            "gene": attrs.get("gene_name") or attrs.get("gene_id") or tid,
+                            "type": attrs.get("transcript_type") or attrs.get("transcript_biotype"),
+                            "tags": set(), "span": None, "exons": [], "cds": [], "stop": [],
+                            "line": lineno})
+    if (t["chrom"], t["strand"]) != (chrom, strand):
+        raise DataError(path, lineno, f"transcript {tid} changes chromosome/strand "
+                                      f"(first seen line {t['line']})")
+    t["tags"].update(tags)
+    if feature == "transcript":
+        t["span"] = (start, end)
+    else:
+        t[_GTF_LISTS[feature]].append((start, end))
+
+
+def _gtf_transcript(path: Path, tid: str, t: dict) -> Transcript:
+    """The checked Transcript of a transcript's GTF rows (``t``: an entry of
+    :func:`_gtf_transcript_rows`, with exons); the CDS span includes the stop codon."""
+    exons = sorted(set(t["exons"]))
+    span = t["span"] or (exons[0][0], exons[-1][1])
+    _check_exons(path, t["line"], exons, span[0], span[1], t["strand"])
+    coding = t["cds"] + t["stop"]
+    cds = (min(s for s, _ in coding), max(e for _, e in coding)) if t["cds"] else None
+    cds_bases = sum(e - s for s, e in coding) if t["cds"] else 0
+    return Transcript(gene=t["gene"], transcript_id=tid, chrom=t["chrom"], strand=t["strand"],
+                      tx_start=span[0], tx_end=span[1], exons=exons, cds=cds,
+                      meta={"source": str(path), "line": t["line"], "gene_id": t["gene_id"],
+                            "transcript_type": t["type"], "tags": sorted(t["tags"]),
+                            "cds_bases": cds_bases, "cds_includes_stop": bool(t["stop"])})
+
+
+def _choose_transcript(trs: list[Transcript]) -> Transcript:
+    """A gene's transcript (see the module docstring), with ``meta['chosen_because']`` set."""
+    canon = [t for t in trs if "Ensembl_canonical" in t.meta["tags"]]
+    basic = [t for t in trs if "basic" in t.meta["tags"] and t.cds is not None]
+    if canon:
+        pool, why = canon, "Ensembl_canonical"
+        key = lambda t: (-t.spliced_length, t.transcript_id)  # noqa: E731
+    elif basic:
+        pool, why = basic, "basic, longest CDS"
+        key = lambda t: (-t.meta["cds_bases"], -t.spliced_length, t.transcript_id)  # noqa: E731
+    else:
+        pool, why = trs, "longest transcript"
+        key = lambda t: (-t.spliced_length, t.transcript_id)  # noqa: E731
+    best = sorted(pool, key=key)[0]
+    best.meta["chosen_because"] = why
+    return best
 
 
 def normalize_chroms(transcripts: list[Transcript], names: Iterable[str], lengths: dict[str, int] | None = None

@@ -241,32 +241,8 @@ def embed_task(model_dir, task_dir, genome_fasta, out_dir, tokenizer=None, chunk
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     task = _read_task(task_dir)
     splits = tuple(splits)
-    rows = {s: list(task.split(s)) for s in splits}
-    for s, r in rows.items():
-        if not r:
-            raise UserError(f"task {task.name}: split {s!r} has no records")
-    seqs = {s: task.sequences(genome_fasta, r) for s, r in rows.items()}
-    for s in splits:
-        for i, seq in zip(rows[s], seqs[s]):
-            rec = task.records[i]
-            if len(seq) != rec.end - rec.start:
-                raise UserError(f"record {rec.id!r}: {len(seq)} bases read for {rec.chrom}:{rec.start}-{rec.end}")
-
-    onehot_model = str(model_dir) == ONEHOT
-    if not onehot_model and not Path(model_dir).is_dir():
-        raise UserError(f"model folder {model_dir} does not exist (or use 'onehot')")
-    key = {
-        "format": CACHE_FORMAT,
-        "model": ONEHOT if onehot_model else str(Path(model_dir).resolve()),
-        "model_digest": ONEHOT if onehot_model else dir_digest(model_dir),
-        "tokenizer_digest": dir_digest(tokenizer) if tokenizer is not None else None,
-        "task": task.name,
-        "task_digest": task_digest(task),
-        "sequences_digest": {s: _seq_digest(seqs[s]) for s in splits},
-        "chunk_bp_requested": chunk_bp,
-        "dtype": dtype,
-        "splits": list(splits),
-    }
+    rows, seqs = _split_sequences(task, genome_fasta, splits)
+    key = _cache_key(model_dir, tokenizer, task, seqs, splits, chunk_bp, dtype)
     out_dir = Path(out_dir)
     old = _read_meta(out_dir)
     if old is not None and old.get("key") == key and all(
@@ -293,6 +269,35 @@ def embed_task(model_dir, task_dir, genome_fasta, out_dir, tokenizer=None, chunk
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return {**meta, "reused": False}
+
+
+def _split_sequences(task, genome_fasta, splits) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    """({split: task rows}, {split: their sequences}); every split must have records."""
+    rows = {s: list(task.split(s)) for s in splits}
+    for s, r in rows.items():
+        if not r:
+            raise UserError(f"task {task.name}: split {s!r} has no records")
+    return rows, {s: task.sequences(genome_fasta, r) for s, r in rows.items()}
+
+
+def _cache_key(model_dir, tokenizer, task, seqs, splits, chunk_bp, dtype) -> dict:
+    """What a cache must match to be reused: model, tokenizer, task, sequences, chunk, dtype,
+    splits (the model folder must exist unless it is ``onehot``)."""
+    onehot_model = str(model_dir) == ONEHOT
+    if not onehot_model and not Path(model_dir).is_dir():
+        raise UserError(f"model folder {model_dir} does not exist (or use 'onehot')")
+    return {
+        "format": CACHE_FORMAT,
+        "model": ONEHOT if onehot_model else str(Path(model_dir).resolve()),
+        "model_digest": ONEHOT if onehot_model else dir_digest(model_dir),
+        "tokenizer_digest": dir_digest(tokenizer) if tokenizer is not None else None,
+        "task": task.name,
+        "task_digest": task_digest(task),
+        "sequences_digest": {s: _seq_digest(seqs[s]) for s in splits},
+        "chunk_bp_requested": chunk_bp,
+        "dtype": dtype,
+        "splits": list(splits),
+    }
 
 
 def _read_meta(out_dir: Path) -> dict | None:

@@ -178,57 +178,77 @@ def write_task(out_dir, name: str, kind: str, records: Sequence[BendRecord], lab
     the HDF5's ``ids`` (per-base) or ``task.json``'s ``ids`` (multi-label), an empty id as
     :meth:`BendRecord.default_id`.
     """
-    import h5py
+    records, labels = list(records), list(labels)
+    _check_task_args(name, kind, records, labels, num_classes, class_names)
+    lengths = genome_lengths(genome) if genome is not None else None
+    rows = [_checked_row(f"task {name} row {i} ({r.id})", name, kind, r, lab, num_classes, lengths, genome)
+            for i, (r, lab) in enumerate(zip(records, labels))]
+    meta = _task_meta(name, kind, records, num_classes, genome, class_names, extra_meta)
+    ids = [str(r.id) or r.default_id() for r in records]  # an empty id is stored as the default
+    if kind == "multi_label":
+        meta["ids"] = ids
 
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        _write_bed(tmp / f"{name}.bed", kind, records, rows)
+        if kind == "per_base":
+            _write_hdf5(tmp / f"{name}.hdf5", rows, ids, num_classes)
+        (tmp / "task.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    return meta
+
+
+def _check_task_args(name, kind, records, labels, num_classes, class_names) -> None:
+    """The checks of :func:`write_task`'s arguments that do not look at single rows."""
     if kind not in KINDS:
         raise UserError(f"task kind {kind!r}: expected one of {', '.join(KINDS)}")
     if not name or "/" in name or name.startswith("."):
         raise UserError(f"bad task name {name!r}")
-    records = list(records)
-    labels = list(labels)
     if len(labels) != len(records):
         raise UserError(f"task {name}: {len(labels)} label rows for {len(records)} records")
     if num_classes < 1:
         raise UserError(f"task {name}: num_classes must be >= 1")
     if class_names is not None and len(class_names) != num_classes:
         raise UserError(f"task {name}: {len(class_names)} class names for {num_classes} classes")
-    lengths = None
-    if genome is not None:
-        fa = _open(genome)
-        lengths = {k: len(fa[k]) for k in fa.keys()}
-    rows = []
-    for i, (r, lab) in enumerate(zip(records, labels)):
-        where = f"task {name} row {i} ({r.id})"
-        if r.split not in SPLITS:
-            raise UserError(f"{where}: split {r.split!r} is not one of {', '.join(SPLITS)}")
-        if r.strand not in ("+", "-"):
-            raise UserError(f"{where}: strand {r.strand!r} is not + or -")
-        if not (isinstance(r.start, (int, np.integer)) and isinstance(r.end, (int, np.integer))
-                and 0 <= r.start < r.end):
-            raise UserError(f"{where}: bad interval {r.start}-{r.end}")
-        if any(c in str(r.id) for c in "\t\n") or any(c in r.chrom for c in "\t\n "):
-            raise UserError(f"{where}: id and chromosome may not contain tabs or newlines")
-        if lengths is not None:
-            key = resolve_chrom(r.chrom, lengths)
-            if key is None:
-                raise UserError(f"{where}: chromosome {r.chrom!r} is not in the genome {genome}")
-            if r.end > lengths[key]:
-                raise UserError(f"{where}: end {r.end} beyond {key} (length {lengths[key]})")
-        if kind == "per_base":
-            arr = np.asarray(lab)
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-                raise UserError(f"{where}: per-base labels must be a 1-d integer array")
-            if len(arr) != r.end - r.start:
-                raise UserError(f"{where}: {len(arr)} labels for {r.end - r.start} bases")
-            if len(arr) and (arr.min() < 0 or arr.max() >= num_classes):
-                raise UserError(f"{where}: class ids outside 0..{num_classes - 1}")
-            if num_classes > 127:
-                raise UserError(f"task {name}: int8 labels hold at most 127 classes")
-            rows.append(arr.astype(np.int8))
-        else:
-            rows.append(_multi_hot(lab, num_classes, where))
 
-    counts = {s: sum(r.split == s for r in records) for s in SPLITS}
+
+def _checked_row(where, name, kind, r: BendRecord, lab, num_classes, lengths, genome) -> np.ndarray:
+    """Check one record (against ``lengths``, the genome's, when given) and return its label
+    row as written: int8 per-base labels or a uint8 multi-hot row. Errors start with ``where``."""
+    _check_record(where, r, lengths, genome)
+    if kind == "multi_label":
+        return _multi_hot(lab, num_classes, where)
+    arr = np.asarray(lab)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise UserError(f"{where}: per-base labels must be a 1-d integer array")
+    if len(arr) != r.end - r.start:
+        raise UserError(f"{where}: {len(arr)} labels for {r.end - r.start} bases")
+    if len(arr) and (arr.min() < 0 or arr.max() >= num_classes):
+        raise UserError(f"{where}: class ids outside 0..{num_classes - 1}")
+    if num_classes > 127:
+        raise UserError(f"task {name}: int8 labels hold at most 127 classes")
+    return arr.astype(np.int8)
+
+
+def _check_record(where, r: BendRecord, lengths, genome) -> None:
+    if r.split not in SPLITS:
+        raise UserError(f"{where}: split {r.split!r} is not one of {', '.join(SPLITS)}")
+    if r.strand not in ("+", "-"):
+        raise UserError(f"{where}: strand {r.strand!r} is not + or -")
+    if not (isinstance(r.start, (int, np.integer)) and isinstance(r.end, (int, np.integer))
+            and 0 <= r.start < r.end):
+        raise UserError(f"{where}: bad interval {r.start}-{r.end}")
+    if any(c in str(r.id) for c in "\t\n") or any(c in r.chrom for c in "\t\n "):
+        raise UserError(f"{where}: id and chromosome may not contain tabs or newlines")
+    if lengths is not None:
+        key = resolve_chrom(r.chrom, lengths)
+        if key is None:
+            raise UserError(f"{where}: chromosome {r.chrom!r} is not in the genome {genome}")
+        if r.end > lengths[key]:
+            raise UserError(f"{where}: end {r.end} beyond {key} (length {lengths[key]})")
+
+
+def _task_meta(name, kind, records, num_classes, genome, class_names, extra_meta) -> dict:
+    """``task.json``'s content, without the multi-label ``ids`` (an ``ids`` in ``extra_meta``
+    is dropped)."""
     meta = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -240,7 +260,7 @@ def write_task(out_dir, name: str, kind: str, records: Sequence[BendRecord], lab
         "metric": DEFAULT_METRIC[kind],
         "read_strand": False,
         "source": None,
-        "counts": counts,
+        "counts": {s: sum(r.split == s for r in records) for s in SPLITS},
         "rows": len(records),
         "bed": f"{name}.bed",
         "hdf5": f"{name}.hdf5" if kind == "per_base" else None,
@@ -249,30 +269,33 @@ def write_task(out_dir, name: str, kind: str, records: Sequence[BendRecord], lab
         meta["bases"] = int(sum(r.end - r.start for r in records))
     meta.update(extra_meta or {})
     meta.pop("ids", None)
-    ids = [str(r.id) or r.default_id() for r in records]  # an empty id is stored as the default
-    if kind == "multi_label":
-        meta["ids"] = ids
-
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        cols = ["chromosome", "start", "end", "strand", "split"] + (["label"] if kind == "multi_label" else [])
-        with open(tmp / f"{name}.bed", "w") as fh:
-            fh.write("\t".join(cols) + "\n")
-            for r, lab in zip(records, rows):
-                fields = [r.chrom, str(int(r.start)), str(int(r.end)), r.strand, r.split]
-                if kind == "multi_label":
-                    fields.append(",".join(str(int(j)) for j in np.flatnonzero(lab)))
-                fh.write("\t".join(fields) + "\n")
-        if kind == "per_base":
-            with h5py.File(tmp / f"{name}.hdf5", "w") as h5:
-                ds = h5.create_dataset("labels", (len(rows),), dtype=h5py.vlen_dtype(np.int8))
-                for i, arr in enumerate(rows):
-                    ds[i] = arr
-                ids_ds = h5.create_dataset("ids", (len(ids),), dtype=h5py.string_dtype("utf-8"))
-                if ids:
-                    ids_ds[:] = ids
-                h5.attrs["num_classes"] = int(num_classes)
-        (tmp / "task.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return meta
+
+
+def _write_bed(path: Path, kind: str, records, rows) -> None:
+    """BEND's BED: the header, then one line per record (multi-label: with its label indices)."""
+    cols = ["chromosome", "start", "end", "strand", "split"] + (["label"] if kind == "multi_label" else [])
+    with open(path, "w") as fh:
+        fh.write("\t".join(cols) + "\n")
+        for r, lab in zip(records, rows):
+            fields = [r.chrom, str(int(r.start)), str(int(r.end)), r.strand, r.split]
+            if kind == "multi_label":
+                fields.append(",".join(str(int(j)) for j in np.flatnonzero(lab)))
+            fh.write("\t".join(fields) + "\n")
+
+
+def _write_hdf5(path: Path, rows, ids, num_classes: int) -> None:
+    """The per-base HDF5: datasets ``labels`` (vlen int8) and ``ids``, attribute ``num_classes``."""
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        ds = h5.create_dataset("labels", (len(rows),), dtype=h5py.vlen_dtype(np.int8))
+        for i, arr in enumerate(rows):
+            ds[i] = arr
+        ids_ds = h5.create_dataset("ids", (len(ids),), dtype=h5py.string_dtype("utf-8"))
+        if ids:
+            ids_ds[:] = ids
+        h5.attrs["num_classes"] = int(num_classes)
 
 
 # --------------------------------------------------------------------------- reading
@@ -316,17 +339,12 @@ def _locate(task_dir_or_bed, hdf5):
 
 
 def _read_bed(bed: Path, lengths: dict[str, int] | None, genome_label: str | None):
+    """(records, label indices per row or None without a ``label`` column, BED line of each
+    record, ignored column names). ``lengths`` (the genome's, optional) enables the
+    chromosome/length check; ``genome_label`` names the genome in its errors."""
     records, label_idx, lines = [], [], []
     with open(bed) as fh:
-        header_line = fh.readline().rstrip("\n\r")
-        header = header_line.lstrip("#").split("\t")
-        if tuple(header[:3]) != BED_REQUIRED or "split" not in header:
-            raise DataError(bed, 1, f"header {header_line!r}: expected 'chromosome start end strand split"
-                                    " [label]' (tab-separated)")
-        if len(set(header)) != len(header):
-            raise DataError(bed, 1, "repeated column names in the header")
-        col = {c: header.index(c) for c in KNOWN_COLUMNS if c in header}
-        ignored = [c for c in header if c not in KNOWN_COLUMNS]
+        header, col, ignored = _read_bed_header(bed, fh.readline())
         for lineno, raw in enumerate(fh, start=2):
             line = raw.rstrip("\n\r")
             if not line.strip():
@@ -334,42 +352,66 @@ def _read_bed(bed: Path, lengths: dict[str, int] | None, genome_label: str | Non
             f = line.split("\t")
             if len(f) != len(header):
                 raise DataError(bed, lineno, f"{len(f)} columns, the header has {len(header)}")
-            chrom = f[col["chromosome"]]
-            try:
-                start, end = int(f[col["start"]]), int(f[col["end"]])
-            except ValueError:
-                raise DataError(bed, lineno, f"start/end {f[col['start']]!r}, {f[col['end']]!r} "
-                                             "are not integers") from None
-            if not 0 <= start < end:
-                raise DataError(bed, lineno, f"start {start} must be >= 0 and < end {end}")
-            strand = f[col["strand"]] if "strand" in col else "+"
-            if strand not in ("+", "-"):
-                raise DataError(bed, lineno, f"strand {strand!r} is not + or -")
-            split = f[col["split"]]
-            if split not in SPLITS:
-                raise DataError(bed, lineno, f"split {split!r} is not one of {', '.join(SPLITS)}")
-            if lengths is not None:
-                key = resolve_chrom(chrom, lengths)
-                if key is None:
-                    raise DataError(bed, lineno, f"chromosome {chrom!r} is not in the genome {genome_label}")
-                if end > lengths[key]:
-                    raise DataError(bed, lineno, f"end {end} is beyond the end of {key} "
-                                                 f"(length {lengths[key]}) in {genome_label}")
-            rec = BendRecord(id="", chrom=chrom, start=start, end=end, strand=strand, split=split)
-            rec.id = f[col["name"]] if "name" in col and f[col["name"]] else rec.default_id()  # ids may
-            # still come from the HDF5 / task.json (read_task)
+            records.append(_bed_record(bed, lineno, f, col, lengths, genome_label))
             if "label" in col:
-                text = f[col["label"]].strip()
-                try:
-                    idx = [int(x) for x in text.split(",") if x.strip()] if text else []
-                except ValueError:
-                    raise DataError(bed, lineno, f"label {text!r} is not a comma list of integers") from None
-                if any(x < 0 for x in idx):
-                    raise DataError(bed, lineno, f"negative label index in {text!r}")
-                label_idx.append(idx)
-            records.append(rec)
+                label_idx.append(_bed_label(bed, lineno, f[col["label"]]))
             lines.append(lineno)
     return records, (label_idx if "label" in col else None), lines, ignored
+
+
+def _read_bed_header(bed: Path, first_line: str) -> tuple[list[str], dict[str, int], list[str]]:
+    """(header columns, {known column: index}, ignored column names) of the BED's first line."""
+    header_line = first_line.rstrip("\n\r")
+    header = header_line.lstrip("#").split("\t")
+    if tuple(header[:3]) != BED_REQUIRED or "split" not in header:
+        raise DataError(bed, 1, f"header {header_line!r}: expected 'chromosome start end strand split"
+                                " [label]' (tab-separated)")
+    if len(set(header)) != len(header):
+        raise DataError(bed, 1, "repeated column names in the header")
+    col = {c: header.index(c) for c in KNOWN_COLUMNS if c in header}
+    ignored = [c for c in header if c not in KNOWN_COLUMNS]
+    return header, col, ignored
+
+
+def _bed_record(bed: Path, lineno: int, f: list[str], col: dict[str, int], lengths, genome_label) -> BendRecord:
+    """The checked record of one BED line's fields ``f``."""
+    chrom = f[col["chromosome"]]
+    try:
+        start, end = int(f[col["start"]]), int(f[col["end"]])
+    except ValueError:
+        raise DataError(bed, lineno, f"start/end {f[col['start']]!r}, {f[col['end']]!r} "
+                                     "are not integers") from None
+    if not 0 <= start < end:
+        raise DataError(bed, lineno, f"start {start} must be >= 0 and < end {end}")
+    strand = f[col["strand"]] if "strand" in col else "+"
+    if strand not in ("+", "-"):
+        raise DataError(bed, lineno, f"strand {strand!r} is not + or -")
+    split = f[col["split"]]
+    if split not in SPLITS:
+        raise DataError(bed, lineno, f"split {split!r} is not one of {', '.join(SPLITS)}")
+    if lengths is not None:
+        key = resolve_chrom(chrom, lengths)
+        if key is None:
+            raise DataError(bed, lineno, f"chromosome {chrom!r} is not in the genome {genome_label}")
+        if end > lengths[key]:
+            raise DataError(bed, lineno, f"end {end} is beyond the end of {key} "
+                                         f"(length {lengths[key]}) in {genome_label}")
+    rec = BendRecord(id="", chrom=chrom, start=start, end=end, strand=strand, split=split)
+    rec.id = f[col["name"]] if "name" in col and f[col["name"]] else rec.default_id()  # ids may
+    # still come from the HDF5 / task.json (read_task)
+    return rec
+
+
+def _bed_label(bed: Path, lineno: int, field_text: str) -> list[int]:
+    """The label indices of a ``label`` field (a comma list, possibly empty)."""
+    text = field_text.strip()
+    try:
+        idx = [int(x) for x in text.split(",") if x.strip()] if text else []
+    except ValueError:
+        raise DataError(bed, lineno, f"label {text!r} is not a comma list of integers") from None
+    if any(x < 0 for x in idx):
+        raise DataError(bed, lineno, f"negative label index in {text!r}")
+    return idx
 
 
 def _set_ids(records, ids, source, lines, bed=None) -> None:
@@ -393,8 +435,6 @@ def read_task(task_dir_or_bed, hdf5=None, genome=None, num_classes: int | None =
     ``task.json``, ``num_classes``/``label_depth`` may be given; otherwise they are
     inferred from the data (recorded in ``meta['inferred']``).
     """
-    import h5py
-
     bed, hdf5, meta = _locate(task_dir_or_bed, hdf5)
     lengths, glabel = None, None
     if genome is not None:
@@ -409,83 +449,111 @@ def read_task(task_dir_or_bed, hdf5=None, genome=None, num_classes: int | None =
     meta["bed_path"] = str(bed)
     if ignored:
         meta["ignored_columns"] = ignored
-    inferred = []
-
-    if meta.get("kind"):
-        kind = meta["kind"]
-        if kind not in KINDS:
-            raise DataError(bed.parent / "task.json", None, f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    elif hdf5 is not None:
-        kind = "per_base"
-    elif label_idx is not None:
-        kind = "multi_label"
-    else:
-        raise DataError(bed, None, "no labels: no HDF5 beside the BED and no 'label' column")
-    meta["kind"] = kind
-
-    labels: list[np.ndarray] = []
+    kind = meta["kind"] = _task_kind(meta, bed, hdf5, label_idx)
+    inferred: list[str] = []
     if kind == "multi_label":
-        if label_idx is None:
-            raise DataError(bed, 1, "a multi-label task needs a 'label' column")
-        depth = meta.get("label_depth", label_depth)
-        if depth is None:
-            depth = max((max(ix) for ix in label_idx if ix), default=-1) + 1
-            inferred.append("label_depth")
-        depth = int(depth)
-        for ix, lineno in zip(label_idx, lines):
-            bad = [x for x in ix if x >= depth]
-            if bad:
-                raise DataError(bed, lineno, f"label indices {bad} not below label_depth {depth}")
-            arr = np.zeros(depth, np.uint8)
-            arr[ix] = 1
-            labels.append(arr)
-        n_classes = depth
-        meta["label_depth"] = depth
+        labels, n_classes = _multi_label_labels(bed, meta, label_idx, lines, label_depth, inferred)
     else:
-        if hdf5 is None or not hdf5.is_file():
-            raise UserError(f"per-base task {bed}: HDF5 label file {hdf5 or bed.with_suffix('.hdf5')} "
-                            "does not exist")
-        try:
-            h5 = h5py.File(hdf5, "r")
-        except OSError as err:
-            raise DataError(hdf5, None, f"cannot open HDF5: {err}") from None
-        with h5:
-            if "labels" not in h5:
-                raise DataError(hdf5, None, f"no dataset 'labels' (found: {', '.join(h5.keys()) or 'none'})")
-            ds = h5["labels"]
-            if ds.shape[0] != len(records):
-                raise DataError(hdf5, None, f"{ds.shape[0]} label rows for {len(records)} BED rows in {bed}")
-            raw = ds[()]
-            h5_ids = None
-            if "ids" in h5:
-                try:
-                    h5_ids = [x.decode() if isinstance(x, bytes) else str(x) for x in h5["ids"][()].ravel()]
-                except (TypeError, ValueError, UnicodeDecodeError) as err:
-                    raise DataError(hdf5, None, f"dataset 'ids' is not a list of strings ({err})") from None
-        if h5_ids is not None:
-            _set_ids(records, h5_ids, hdf5, lines, bed)
-        n_classes = meta.get("num_classes", num_classes)
-        for i, (r, lineno) in enumerate(zip(records, lines)):
-            arr = np.asarray(raw[i])
-            where = f"row {i} ({r.id}, {bed.name} line {lineno})"
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-                raise DataError(hdf5, None, f"{where}: labels are not a 1-d integer array")
-            if len(arr) != r.end - r.start:
-                raise DataError(hdf5, None, f"{where}: {len(arr)} labels for {r.end - r.start} bases")
-            labels.append(arr)
-        if n_classes is None:
-            n_classes = max((int(a.max()) for a in labels if len(a)), default=-1) + 1
-            inferred.append("num_classes")
-        n_classes = int(n_classes)
-        for i, (r, arr, lineno) in enumerate(zip(records, labels, lines)):
-            if len(arr) and (arr.min() < 0 or arr.max() >= n_classes):
-                bad = sorted(set(arr[(arr < 0) | (arr >= n_classes)].tolist()))
-                raise DataError(hdf5, None, f"row {i} ({r.id}, {bed.name} line {lineno}): class ids "
-                                            f"{bad[:5]} outside 0..{n_classes - 1}")
-        meta["num_classes"] = n_classes
-        meta["hdf5_path"] = str(hdf5)
+        labels, n_classes = _per_base_labels(bed, hdf5, meta, records, lines, num_classes, inferred)
     if inferred:
         meta["inferred"] = inferred
     meta.setdefault("read_strand", False)
     return BendTask(name=meta["name"], kind=kind, num_classes=n_classes, records=records, meta=meta,
                     labels=labels)
+
+
+def _task_kind(meta: dict, bed: Path, hdf5: Path | None, label_idx) -> str:
+    """The task's kind: ``task.json``'s, else per-base with an HDF5, multi-label with a
+    ``label`` column."""
+    if meta.get("kind"):
+        kind = meta["kind"]
+        if kind not in KINDS:
+            raise DataError(bed.parent / "task.json", None, f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        return kind
+    if hdf5 is not None:
+        return "per_base"
+    if label_idx is not None:
+        return "multi_label"
+    raise DataError(bed, None, "no labels: no HDF5 beside the BED and no 'label' column")
+
+
+def _multi_label_labels(bed: Path, meta: dict, label_idx, lines, label_depth, inferred: list[str]):
+    """(multi-hot rows, label depth) of a multi-label task from its BED's label indices; sets
+    ``meta['label_depth']`` and appends to ``inferred`` when the depth came from the data."""
+    if label_idx is None:
+        raise DataError(bed, 1, "a multi-label task needs a 'label' column")
+    depth = meta.get("label_depth", label_depth)
+    if depth is None:
+        depth = max((max(ix) for ix in label_idx if ix), default=-1) + 1
+        inferred.append("label_depth")
+    depth = int(depth)
+    labels = []
+    for ix, lineno in zip(label_idx, lines):
+        bad = [x for x in ix if x >= depth]
+        if bad:
+            raise DataError(bed, lineno, f"label indices {bad} not below label_depth {depth}")
+        arr = np.zeros(depth, np.uint8)
+        arr[ix] = 1
+        labels.append(arr)
+    meta["label_depth"] = depth
+    return labels, depth
+
+
+def _per_base_labels(bed: Path, hdf5: Path | None, meta: dict, records, lines, num_classes,
+                     inferred: list[str]):
+    """(label arrays, number of classes) of a per-base task from its HDF5, which may also give
+    the records their ids; sets ``meta['num_classes']``/``meta['hdf5_path']`` and appends to
+    ``inferred`` when the number of classes came from the data."""
+    if hdf5 is None or not hdf5.is_file():
+        raise UserError(f"per-base task {bed}: HDF5 label file {hdf5 or bed.with_suffix('.hdf5')} "
+                        "does not exist")
+    raw, h5_ids = _read_hdf5(hdf5, bed, len(records))
+    if h5_ids is not None:
+        _set_ids(records, h5_ids, hdf5, lines, bed)
+    labels = []
+    for i, (r, lineno) in enumerate(zip(records, lines)):
+        arr = np.asarray(raw[i])
+        where = f"row {i} ({r.id}, {bed.name} line {lineno})"
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(hdf5, None, f"{where}: labels are not a 1-d integer array")
+        if len(arr) != r.end - r.start:
+            raise DataError(hdf5, None, f"{where}: {len(arr)} labels for {r.end - r.start} bases")
+        labels.append(arr)
+    n_classes = meta.get("num_classes", num_classes)
+    if n_classes is None:
+        n_classes = max((int(a.max()) for a in labels if len(a)), default=-1) + 1
+        inferred.append("num_classes")
+    n_classes = int(n_classes)
+    for i, (r, arr, lineno) in enumerate(zip(records, labels, lines)):
+        if len(arr) and (arr.min() < 0 or arr.max() >= n_classes):
+            bad = sorted(set(arr[(arr < 0) | (arr >= n_classes)].tolist()))
+            raise DataError(hdf5, None, f"row {i} ({r.id}, {bed.name} line {lineno}): class ids "
+                                        f"{bad[:5]} outside 0..{n_classes - 1}")
+    meta["num_classes"] = n_classes
+    meta["hdf5_path"] = str(hdf5)
+    return labels, n_classes
+
+
+def _read_hdf5(hdf5: Path, bed: Path, n_rows: int):
+    """(the ``labels`` dataset's rows, the ``ids`` as strings or None) of a per-base HDF5
+    that must hold ``n_rows`` label rows (the BED's)."""
+    import h5py
+
+    try:
+        h5 = h5py.File(hdf5, "r")
+    except OSError as err:
+        raise DataError(hdf5, None, f"cannot open HDF5: {err}") from None
+    with h5:
+        if "labels" not in h5:
+            raise DataError(hdf5, None, f"no dataset 'labels' (found: {', '.join(h5.keys()) or 'none'})")
+        ds = h5["labels"]
+        if ds.shape[0] != n_rows:
+            raise DataError(hdf5, None, f"{ds.shape[0]} label rows for {n_rows} BED rows in {bed}")
+        raw = ds[()]
+        h5_ids = None
+        if "ids" in h5:
+            try:
+                h5_ids = [x.decode() if isinstance(x, bytes) else str(x) for x in h5["ids"][()].ravel()]
+            except (TypeError, ValueError, UnicodeDecodeError) as err:
+                raise DataError(hdf5, None, f"dataset 'ids' is not a list of strings ({err})") from None
+    return raw, h5_ids

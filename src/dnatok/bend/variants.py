@@ -29,7 +29,6 @@ from dnatok.io import atomic_path
 
 HEADER = ("chromosome", "start", "end", "ref", "alt", "label", "id", "gene", "kind")
 ALT = {"A": "C", "C": "A", "G": "T", "T": "G"}
-KINDS = ("donor", "acceptor", "deep_intronic")
 
 
 @dataclass
@@ -70,17 +69,7 @@ def splice_variants(annotation, genome, n_deep_per_intron: int = 2, min_intron_d
     fa = _open(genome)
     transcripts = _transcripts(annotation, fa, fmt)
     rng = np.random.default_rng(seed)
-    exons_by_chrom: dict[str, list[tuple[int, int]]] = {}
-    for t in transcripts:
-        exons_by_chrom.setdefault(t.chrom, []).extend(t.exons)
-    exon_arrays = {c: (np.array([s for s, _ in ex]), np.array([e for _, e in ex]))
-                   for c, ex in exons_by_chrom.items()}
-
-    def exon_distance(chrom, p):
-        """Bases from p to the nearest exon base of any transcript (0 inside an exon)."""
-        s, e = exon_arrays[chrom]
-        return int(np.maximum(np.maximum(s - p, p - e + 1), 0).min())
-
+    exon_distance = _exon_distance(transcripts)
     out: list[Variant] = []
     for t in sorted(transcripts, key=lambda t: (t.chrom, t.tx_start, t.gene)):
         seq = fa[t.chrom]
@@ -88,34 +77,65 @@ def splice_variants(annotation, genome, n_deep_per_intron: int = 2, min_intron_d
         n = len(introns)
         for gi, (a, b) in enumerate(introns):
             num = gi + 1 if t.strand == "+" else n - gi  # intron number in transcript orientation
-            if t.strand == "+":
-                sites = (("donor", a, "GT"), ("acceptor", b - 2, "AG"))
-            else:
-                sites = (("donor", b - 2, "GT"), ("acceptor", a, "AG"))
-            for kind, p, motif in sites:
-                plus = str(seq[p:p + 2]).upper()
-                tx = plus if t.strand == "+" else reverse_complement(plus)
-                if tx != motif:
-                    continue
-                q = p + int(rng.integers(2))
-                ref = plus[q - p]
-                out.append(Variant(id=f"{t.gene}:{kind}:{num}", chrom=t.chrom, pos=q, ref=ref, alt=ALT[ref],
-                                   label=1, gene=t.gene, kind=kind))
-            lo, hi = a + min_intron_distance - 1, b - min_intron_distance + 1  # candidates [lo, hi)
-            if n_deep_per_intron == 0 or hi <= lo:
-                continue
-            picks = rng.choice(hi - lo, size=min(n_deep_per_intron * 4, hi - lo), replace=False) + lo
-            k = 0
-            for p in sorted(int(x) for x in picks):
-                if k == n_deep_per_intron:
-                    break
-                ref = str(seq[p:p + 1]).upper()
-                if ref not in ALT or exon_distance(t.chrom, p) < min_intron_distance:
-                    continue
-                out.append(Variant(id=f"{t.gene}:deep:{num}:{k}", chrom=t.chrom, pos=p, ref=ref, alt=ALT[ref],
-                                   label=0, gene=t.gene, kind="deep_intronic"))
-                k += 1
+            out += _splice_site_variants(t, seq, a, b, num, rng)
+            out += _deep_variants(t, seq, a, b, num, rng, n_deep_per_intron, min_intron_distance, exon_distance)
     out.sort(key=lambda v: (v.chrom, v.pos, v.id))
+    return out
+
+
+def _exon_distance(transcripts):
+    """``exon_distance(chrom, p)``: bases from p to the nearest exon base of any of
+    ``transcripts`` (0 inside an exon)."""
+    exons_by_chrom: dict[str, list[tuple[int, int]]] = {}
+    for t in transcripts:
+        exons_by_chrom.setdefault(t.chrom, []).extend(t.exons)
+    exon_arrays = {c: (np.array([s for s, _ in ex]), np.array([e for _, e in ex]))
+                   for c, ex in exons_by_chrom.items()}
+
+    def exon_distance(chrom, p):
+        s, e = exon_arrays[chrom]
+        return int(np.maximum(np.maximum(s - p, p - e + 1), 0).min())
+
+    return exon_distance
+
+
+def _splice_site_variants(t, seq, a: int, b: int, num: int, rng) -> list[Variant]:
+    """Label-1 SNVs of intron ``num`` ([a, b)) of ``t``: one base of its donor GT and of its
+    acceptor AG (``seq``: the chromosome), skipping a site without its dinucleotide."""
+    if t.strand == "+":
+        sites = (("donor", a, "GT"), ("acceptor", b - 2, "AG"))
+    else:
+        sites = (("donor", b - 2, "GT"), ("acceptor", a, "AG"))
+    out = []
+    for kind, p, motif in sites:
+        plus = str(seq[p:p + 2]).upper()
+        tx = plus if t.strand == "+" else reverse_complement(plus)
+        if tx != motif:
+            continue
+        q = p + int(rng.integers(2))
+        ref = plus[q - p]
+        out.append(Variant(id=f"{t.gene}:{kind}:{num}", chrom=t.chrom, pos=q, ref=ref, alt=ALT[ref],
+                           label=1, gene=t.gene, kind=kind))
+    return out
+
+
+def _deep_variants(t, seq, a: int, b: int, num: int, rng, n_deep: int, min_distance: int,
+                   exon_distance) -> list[Variant]:
+    """Up to ``n_deep`` label-0 SNVs of intron ``num`` ([a, b)) of ``t``, at least
+    ``min_distance`` bases from every exon, on A/C/G/T bases of ``seq`` (the chromosome)."""
+    lo, hi = a + min_distance - 1, b - min_distance + 1  # candidates [lo, hi)
+    if n_deep == 0 or hi <= lo:
+        return []
+    picks = rng.choice(hi - lo, size=min(n_deep * 4, hi - lo), replace=False) + lo
+    out = []
+    for p in sorted(int(x) for x in picks):
+        if len(out) == n_deep:
+            break
+        ref = str(seq[p:p + 1]).upper()
+        if ref not in ALT or exon_distance(t.chrom, p) < min_distance:
+            continue
+        out.append(Variant(id=f"{t.gene}:deep:{num}:{len(out)}", chrom=t.chrom, pos=p, ref=ref, alt=ALT[ref],
+                           label=0, gene=t.gene, kind="deep_intronic"))
     return out
 
 
