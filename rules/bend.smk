@@ -100,7 +100,7 @@ rule bend_probe:
 
 rule bend_runs:
     # The probe runs in the runs-table layout of fine-tuning (benchmark `bend`,
-    # protocol `probe`), so summaries and paired tests are the same code.
+    # protocol `bend_probe`), so summaries and paired tests are the same code.
     input:
         bend_probe_dirs(),
     output:

@@ -225,7 +225,47 @@ def pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max):
     return input_ids, mask
 
 
-class DnaTokenizer:
+def with_special_spans(ids, starts, ends, length: int):
+    """``spans`` with [CLS] (zero-width at 0) and [SEP] (zero-width at ``length``) added."""
+    ids = np.concatenate([[CLS_ID], ids, [SEP_ID]]).astype(np.int64)
+    starts = np.concatenate([[0], starts, [length]]).astype(np.int64)
+    ends = np.concatenate([[0], ends, [length]]).astype(np.int64)
+    return ids, starts, ends
+
+
+class BatchEncoding:
+    """``encode``, ``encode_batch`` and ``encode_reverse_complement_batch`` from a
+    tokenizer's ``_encode_flat(seqs) -> (flat ids, offsets)``: what every dnatok tokenizer
+    (rule-based, BPE, learned) gives the training code."""
+
+    def encode(self, seq: str) -> np.ndarray:
+        """Token ids of one sequence (upper-cased first), without special tokens."""
+        return self._encode_flat([seq])[0]
+
+    def encode_batch(self, seqs: list[str], max_len: int, add_special_tokens: bool = True,
+                     padding_side: str = "right", pad_to_max: bool = False):
+        """``(input_ids, attention_mask)``, both int64 ``[B, L]``.
+
+        Each row is ``[CLS] tokens [SEP]`` (without the specials if ``add_special_tokens``
+        is false), truncated on the right to ``max_len`` tokens in all, then padded with
+        [PAD] on ``padding_side`` to ``L`` = ``max_len`` (``pad_to_max``) or the longest row.
+        """
+        n_special = check_batch_args(seqs, max_len, add_special_tokens, padding_side)
+        seqs = list(seqs)
+        ids, offsets = self._encode_flat(seqs)
+        return pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max)
+
+    def encode_reverse_complement_batch(self, seqs: list[str], max_len: int,
+                                        add_special_tokens: bool = True,
+                                        padding_side: str = "right", pad_to_max: bool = False):
+        """``encode_batch`` of the reverse complement of each raw sequence."""
+        if isinstance(seqs, str):
+            raise UserError("encode_reverse_complement_batch takes a list of sequences")
+        return self.encode_batch([reverse_complement(s) for s in seqs], max_len,
+                                 add_special_tokens, padding_side, pad_to_max)
+
+
+class DnaTokenizer(BatchEncoding):
     """A saved tokenizer plus fast encode/decode helpers returning numpy arrays."""
 
     pad_id, unk_id, cls_id, sep_id, mask_id = PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID
@@ -312,32 +352,6 @@ class DnaTokenizer:
             return fastpath.encode_kmer_overlapping(buf, lengths, self.spec["k"])
         return fastpath.encode_kmer_nonoverlapping(buf, lengths, self.spec["k"], self._singles)
 
-    def encode(self, seq: str) -> np.ndarray:
-        """Token ids of one sequence (upper-cased first), without special tokens."""
-        return self._encode_flat([seq])[0]
-
-    def encode_batch(self, seqs: list[str], max_len: int, add_special_tokens: bool = True,
-                     padding_side: str = "right", pad_to_max: bool = False):
-        """``(input_ids, attention_mask)``, both int64 ``[B, L]``.
-
-        Each row is ``[CLS] tokens [SEP]`` (without the specials if ``add_special_tokens``
-        is false), truncated on the right to ``max_len`` tokens in all, then padded with
-        [PAD] on ``padding_side`` to ``L`` = ``max_len`` (``pad_to_max``) or the longest row.
-        """
-        n_special = check_batch_args(seqs, max_len, add_special_tokens, padding_side)
-        seqs = list(seqs)
-        ids, offsets = self._encode_flat(seqs)
-        return pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max)
-
-    def encode_reverse_complement_batch(self, seqs: list[str], max_len: int,
-                                        add_special_tokens: bool = True,
-                                        padding_side: str = "right", pad_to_max: bool = False):
-        """``encode_batch`` of the reverse complement of each raw sequence."""
-        if isinstance(seqs, str):
-            raise UserError("encode_reverse_complement_batch takes a list of sequences")
-        return self.encode_batch([reverse_complement(s) for s in seqs], max_len,
-                                 add_special_tokens, padding_side, pad_to_max)
-
     def spans(self, seq: str, add_special_tokens: bool = True):
         """``(ids, starts, ends)`` int64: each token of the untruncated row and the bases
         ``[start, end)`` of ``seq`` it spells; [CLS] sits at 0 and [SEP] at ``len(seq)``,
@@ -353,12 +367,7 @@ class DnaTokenizer:
             starts = ends - width
             if ends.size and int(ends[-1]) != len(seq):
                 raise RuntimeError(f"token widths sum to {int(ends[-1])}, not len(seq)={len(seq)}")
-        if add_special_tokens:
-            n = len(seq)
-            ids = np.concatenate([[CLS_ID], ids, [SEP_ID]]).astype(np.int64)
-            starts = np.concatenate([[0], starts, [n]]).astype(np.int64)
-            ends = np.concatenate([[0], ends, [n]]).astype(np.int64)
-        return ids, starts, ends
+        return with_special_spans(ids, starts, ends, len(seq)) if add_special_tokens else (ids, starts, ends)
 
     def _pack(self, ids, offsets, max_len, n_special, padding_side, pad_to_max):
         return pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max)

@@ -95,6 +95,7 @@ from torch import nn
 
 from dnatok.errors import UserError
 from dnatok.tokenization import fastpath
+from dnatok.tokenization.core import BatchEncoding, with_special_spans
 from dnatok.tokenization.vocab import (CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS,
                                        UNK_ID, canonical_spec)
 
@@ -405,7 +406,7 @@ def level_codes(net: VQDNANet, margin: int, codes: np.ndarray, lengths: np.ndarr
 # ----------------------------------------------------------------------------- tokenizer
 
 
-class LearnedTokenizer:
+class LearnedTokenizer(BatchEncoding):
     """A saved ``vq``/``hrq`` tokenizer with ``DnaTokenizer``'s interface (numpy int64)."""
 
     pad_id, unk_id, cls_id, sep_id, mask_id = PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID
@@ -475,41 +476,13 @@ class LearnedTokenizer:
         ids = self._ids_of_levels(self._level_codes_flat(codes, lengths))
         return ids.astype(np.int64), fastpath._offsets(lengths)
 
-    def encode(self, seq: str) -> np.ndarray:
-        """Token ids of one sequence, one per base, without special tokens."""
-        return self._encode_flat([seq])[0]
-
-    def encode_batch(self, seqs, max_len: int, add_special_tokens: bool = True,
-                     padding_side: str = "right", pad_to_max: bool = False):
-        """``(input_ids, attention_mask)`` int64 [B, L], exactly as ``DnaTokenizer``."""
-        from dnatok.tokenization.core import check_batch_args, pack_batch
-
-        n_special = check_batch_args(seqs, max_len, add_special_tokens, padding_side)
-        ids, offsets = self._encode_flat(list(seqs))
-        return pack_batch(ids, offsets, max_len, n_special, padding_side, pad_to_max)
-
-    def encode_reverse_complement_batch(self, seqs, max_len: int, add_special_tokens: bool = True,
-                                        padding_side: str = "right", pad_to_max: bool = False):
-        """``encode_batch`` of the reverse complement of each raw sequence."""
-        from dnatok.tokenization.core import reverse_complement
-
-        if isinstance(seqs, str):
-            raise UserError("encode_reverse_complement_batch takes a list of sequences")
-        return self.encode_batch([reverse_complement(s) for s in seqs], max_len,
-                                 add_special_tokens, padding_side, pad_to_max)
-
     def spans(self, seq: str, add_special_tokens: bool = True):
         """``(ids, starts, ends)``: token i spans base [i, i+1); [CLS] at 0 and [SEP] at
         ``len(seq)`` are zero-width (as ``DnaTokenizer.spans``)."""
         ids = self.encode(seq)
         starts = np.arange(ids.size, dtype=np.int64)
         ends = starts + 1
-        if add_special_tokens:
-            n = len(seq)
-            ids = np.concatenate([[CLS_ID], ids, [SEP_ID]]).astype(np.int64)
-            starts = np.concatenate([[0], starts, [n]]).astype(np.int64)
-            ends = np.concatenate([[0], ends, [n]]).astype(np.int64)
-        return ids, starts, ends
+        return with_special_spans(ids, starts, ends, len(seq)) if add_special_tokens else (ids, starts, ends)
 
     # -- vectors and decoding
     def code_vectors(self) -> np.ndarray | None:
