@@ -57,6 +57,8 @@ DEEP_PER_INTRON = 2
 VARIANT_SEED = 0
 CONTEXT_BP = 256                       # BEND's
 LM_PROBE = ["--arch", "cnn", "--epochs", "10", "--patience", "3"]      # BEND defaults otherwise
+# the same CNN probe with the baseline's class weights (the unweighted probe can collapse to one class)
+LM_PROBE_WEIGHTED = LM_PROBE + ["--class-weights", "inverse-frequency"]
 BASELINE_PROBE = ["--arch", "resnet", "--layers", "6", "--hidden", "32", "--epochs", "9",
                   "--batch-size", "8", "--class-weights", "inverse-frequency", "--rc-aug"]
 PROBE_SEED = 0
@@ -75,8 +77,10 @@ class Runner:
         if not self.cmds.exists():
             self.cmds.write_text("#!/bin/bash\n# commands run by bench/bend/bench_zero_shot.py, in order\n"
                                  f"cd {shlex.quote(str(work))}\nexport OMP_NUM_THREADS={THREADS}\n")
-        self.times: dict[str, float] = {}
-        self.loads: dict[str, list[float]] = {}
+        self.state = work / "stage_times.json"     # kept across reruns (skipped stages keep their times)
+        old = json.loads(self.state.read_text()) if self.state.exists() else {"times": {}, "loads": {}}
+        self.times: dict[str, float] = old["times"]
+        self.loads: dict[str, list[float]] = old["loads"]
 
     def run(self, stage: str, args: list[str], done: Path | None = None) -> None:
         if done is not None and done.exists():
@@ -92,6 +96,7 @@ class Runner:
             subprocess.run(args, cwd=self.work, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
         self.times[stage] = round(time.time() - t0, 1)
         self.loads[stage] = loadavg()
+        self.state.write_text(json.dumps({"times": self.times, "loads": self.loads}, indent=1) + "\n")
         print(f"[done] {stage}: {self.times[stage]} s, load {self.loads[stage]}", flush=True)
 
 
@@ -184,18 +189,20 @@ def main() -> None:
     for name, args in embedders.items():
         r.run(f"embed_{name}", [D, "bend", "embed", *args, "--task", "gene_finding", "--genome", GENOME,
                                 "--out", f"emb_{name}", "--device", "cpu"], work / f"emb_{name}")
-    for name in embedders:
-        probe = BASELINE_PROBE if name == "onehot" else LM_PROBE
-        r.run(f"probe_{name}", [D, "bend", "probe", "--task", "gene_finding", "--embeddings", f"emb_{name}",
-                                "--out", f"probe_{name}", "--seed", str(PROBE_SEED), *probe,
+    probes = {**{n: (BASELINE_PROBE if n == "onehot" else LM_PROBE) for n in embedders},
+              **{f"{t}_weighted": LM_PROBE_WEIGHTED for t in TOKENIZERS}}
+    for probe_name, probe in probes.items():
+        name = probe_name.removesuffix("_weighted")
+        r.run(f"probe_{probe_name}", [D, "bend", "probe", "--task", "gene_finding", "--embeddings", f"emb_{name}",
+                                "--out", f"probe_{probe_name}", "--seed", str(PROBE_SEED), *probe,
                                 "--model-name", MODEL if name != "onehot" else "onehot-resnet",
-                                "--tokenizer-name", name, "--device", "cpu"], work / f"probe_{name}")
+                                "--tokenizer-name", name, "--device", "cpu"], work / f"probe_{probe_name}")
 
     # ------------------------------------------------------------------ summary
     summary = {"work": str(work), "nproc": os.cpu_count(), "load_before": load_before,
                "load_after_stage": r.loads, "wall_s": r.times, "total_wall_s": round(time.time() - t_all, 1),
                "model": MODEL, "model_args": MODEL_ARGS, "pretrain": PRETRAIN, "tokenizers": TOKENIZERS,
-               "context_bp": CONTEXT_BP, "lm_probe": LM_PROBE, "baseline_probe": BASELINE_PROBE,
+               "context_bp": CONTEXT_BP, "lm_probe": LM_PROBE, "lm_probe_weighted": LM_PROBE_WEIGHTED, "baseline_probe": BASELINE_PROBE,
                "pretraining": {}, "variants": {}, "probe": {}}
     for tok in TOKENIZERS:
         s = json.loads((work / f"lm_{tok}" / "provenance.json").read_text())["summary"]
@@ -204,7 +211,7 @@ def main() -> None:
                                        "bases_per_token": s["bases_per_token"],
                                        "final_valid_loss": s["final_valid_loss"]}
         summary["variants"][tok] = variant_stats(work / f"scores_{tok}.tsv")
-    for name in embedders:
+    for name in probes:
         m = json.loads((work / f"probe_{name}" / "metrics.json").read_text())
         pc = m["test"].get("per_class", {})
         summary["probe"][name] = {"test_mcc": m["mcc"], "valid_mcc": m.get("valid_metric"),
@@ -222,7 +229,9 @@ def main() -> None:
               "|---|---|---|" + "---|" * len(summary["probe"]["onehot"]["recall"])]
     for name, p in summary["probe"].items():
         rec = " | ".join("-" if x is None else f"{x:.2f}" for x in p["recall"].values())
-        lines.append(f"| {name} | {'resnet' if name == 'onehot' else 'cnn'} | {p['test_mcc']:.3f} | {rec} |")
+        arch = "resnet, inv-freq weights" if name == "onehot" else \
+            "cnn, inv-freq weights" if name.endswith("_weighted") else "cnn"
+        lines.append(f"| {name.removesuffix('_weighted')} | {arch} | {p['test_mcc']:.3f} | {rec} |")
     (work / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(json.dumps({"wall_s": r.times, "total": summary["total_wall_s"], "load_before": load_before}))
