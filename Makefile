@@ -23,7 +23,7 @@ demo: setup
 	@echo "demo done: see results/demo/ and results/report/"
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: setup
 	$(BIN)/snakemake --lint

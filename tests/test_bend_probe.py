@@ -318,32 +318,6 @@ def test_class_weights_and_reverse_complement_augmentation():
     assert ry.tolist() == [[1, 0, 4, 3, 2], [4, 3, 2, -100, -100]]
 
 
-def test_onehot_resnet_baseline_beats_chance_on_the_chr2_gene_finding_task(shared_dir, tmp_path):
-    """The real-data signal test: BEND's 2-layer probe on one-hot only finds the majority
-    class here (test MCC 0); a small supervised ResNet with inverse-frequency class weights
-    and reverse-complement augmentation (train is mostly minus-strand, test plus-strand)
-    beats chance. ~25 s on one thread."""
-    from sklearn.metrics import matthews_corrcoef
-
-    from dnatok.bend.probe import train_probe
-    from dnatok.cli import main
-
-    ann = shared_dir / "data" / "annotation" / "gencode_v24_canonical_chr2_1-2333275.tsv"
-    genome = shared_dir / "data" / "genome" / "hg38_chr2_1-2333275.fa.gz"
-    if not (ann.is_file() and genome.is_file()):
-        pytest.skip("chr2 piece annotation/genome absent from the shared data")
-    task = tmp_path / "gf"
-    assert main(["bend", "task", "gene-finding", "--annotation", str(ann), "--format", "exon_models",
-                 "--genome", str(genome), "--max-window-bp", "2000", "--out", str(task)]) == 0
-    E.embed_task("onehot", task, genome, tmp_path / "emb")
-    m = train_probe(task, tmp_path / "emb", tmp_path / "p", seed=1, epochs=9, batch_size=8, device="cpu",
-                    arch="resnet", layers=6, hidden=32, class_weights="inverse-frequency", rc_aug=True)
-    assert m["test"]["mcc"] > 0.02
-    z = np.load(tmp_path / "p" / "predictions.npz")
-    assert z["pred"].size == m["n_bases"]["test"]
-    assert m["test"]["mcc"] == pytest.approx(matthews_corrcoef(z["labels"], z["pred"]), abs=1e-12)
-
-
 def test_multi_label_metrics_skip_one_class_labels():
     from sklearn.metrics import roc_auc_score
 
