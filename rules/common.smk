@@ -17,6 +17,7 @@ from snakemake.utils import min_version
 from dnatok import config as dnaconf
 from dnatok import registry
 from dnatok.bend import settings as bendconf
+from dnatok.tokenization.learned_spec import LEARNED_KINDS
 
 min_version("9.0")
 
@@ -149,7 +150,7 @@ def benchmark_source(wildcards):
 PREPARE_FORMAT = {"simulate": "csv", "gue": "gue", "genomic_benchmarks": "gb", "nucleotide_transformer": "nt"}
 
 
-LEARNED_KINDS = ("vq", "hrq")  # tokenizers that are networks (rule train_learned_tokenizer)
+# LEARNED_KINDS (vq, hrq): tokenizers that are networks (rule train_learned_tokenizer)
 
 
 def tokenizer_corpus(wildcards):

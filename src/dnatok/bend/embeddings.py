@@ -43,9 +43,10 @@ import numpy as np
 
 from dnatok.errors import UserError
 from dnatok.io import atomic_path, read_json
+from dnatok.tokenization.learned_spec import LEARNED_KINDS
 
 UPSAMPLE_MODES = ("repeat", "none")
-PER_BASE_KINDS = frozenset({"char", "vq", "hrq"})
+PER_BASE_KINDS = frozenset({"char", *LEARNED_KINDS})
 ONEHOT = "onehot"
 ONEHOT_ALPHABET = "ACGNT"          # BEND's LabelEncoder order
 DTYPES = ("float16", "float32")

@@ -51,11 +51,11 @@ def summary_path(out_tsv) -> Path:
     return out_tsv.with_suffix(".json") if out_tsv.suffix == ".tsv" else Path(f"{out_tsv}.json")
 
 
-def _window_pairs(variants, genome_fasta, context_bp: int, causal: bool) -> list[tuple[str, str, int]]:
-    """(ref window, alt window, variant index) per variant (refs already checked)."""
-    from dnatok.bend.format import _open, resolve_chrom
+def _window_pairs(variants, fa, context_bp: int, causal: bool) -> list[tuple[str, str, int]]:
+    """(ref window, alt window, variant index) per variant of the open genome ``fa`` (refs
+    already checked)."""
+    from dnatok.bend.format import resolve_chrom
 
-    fa = _open(genome_fasta)
     names = set(fa.keys())
     pairs = []
     for v in variants:
@@ -94,6 +94,7 @@ def score_variants(model_dir, variants_tsv, genome_fasta, out_tsv, tokenizer=Non
     from sklearn.metrics import roc_auc_score
 
     from dnatok.bend.embeddings import ONEHOT, Embedder
+    from dnatok.bend.format import _open
     from dnatok.bend.variants import read_variants
 
     if str(model_dir) == ONEHOT:
@@ -101,10 +102,11 @@ def score_variants(model_dir, variants_tsv, genome_fasta, out_tsv, tokenizer=Non
                         "every SNV has the same cosine distance")
     if int(context_bp) < 1:
         raise UserError(f"context_bp must be >= 1, got {context_bp}")
-    variants = read_variants(variants_tsv, genome=genome_fasta)  # refs checked against the genome
+    fa = _open(genome_fasta)  # opened once: the refs are checked and the windows cut from it
+    variants = read_variants(variants_tsv, genome=fa)
     emb = Embedder(model_dir, tokenizer, device)
     is_causal = emb.causal if causal is None else bool(causal)
-    pairs = _window_pairs(variants, genome_fasta, int(context_bp), is_causal)
+    pairs = _window_pairs(variants, fa, int(context_bp), is_causal)
     scores = _scores(emb, variants, pairs, int(batch_size))
     labels = np.array([int(v.label) for v in variants])
     n_pos, n_neg = int((labels == 1).sum()), int((labels == 0).sum())

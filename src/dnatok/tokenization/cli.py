@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from dnatok.errors import UserError
+from dnatok.tokenization.learned_spec import LEARNED_KINDS
 
 
 def add_commands(subparsers) -> None:
@@ -54,7 +55,7 @@ def _train(args) -> int:
     from dnatok.tokenization.vocab import canonical_spec
 
     spec = canonical_spec(_parse_spec(args.spec))
-    learned = spec["kind"] in ("bpe", "vq", "hrq")  # kinds trained from a corpus
+    learned = spec["kind"] in ("bpe", *LEARNED_KINDS)  # kinds trained from a corpus
     if learned and not args.corpus:
         raise UserError(f"a {spec['kind']} tokenizer needs --corpus")
     corpus = read_corpus(args.corpus) if (args.corpus and learned) else None

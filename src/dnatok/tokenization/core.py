@@ -28,6 +28,7 @@ from dnatok.errors import UserError
 from dnatok.io import atomic_path, read_json
 from dnatok.tokenization import bpe_encode, fastpath
 from dnatok.tokenization.bpe import hf_merges
+from dnatok.tokenization.learned_spec import LEARNED_KINDS
 from dnatok.tokenization.vocab import (ALPHABET, CLS_ID, COMPLEMENT, MASK_ID, N_SPECIAL, PAD_ID,
                                        SEP_ID, SPECIAL_TOKENS, UNK_ID, canonical_spec,
                                        fixed_vocab)
@@ -135,7 +136,7 @@ def train_tokenizer(spec: dict, out_dir, corpus: Iterable[str] | None = None) ->
     otherwise. Same spec and same corpus give byte-identical files.
     """
     spec = canonical_spec(spec)
-    if spec["kind"] in ("vq", "hrq"):
+    if spec["kind"] in LEARNED_KINDS:
         if corpus is None:
             raise UserError(f"tokenizer spec {spec!r}: {spec['kind']} needs a training corpus")
         from dnatok.tokenization.learned_train import train_learned
@@ -162,7 +163,7 @@ def train_tokenizer(spec: dict, out_dir, corpus: Iterable[str] | None = None) ->
 def load_tokenizer(path) -> "DnaTokenizer":
     path = Path(path)
     meta = read_json(path / META_FILE, f"{path}: not a dnatok tokenizer directory (no {META_FILE})")
-    if meta.get("kind") in ("vq", "hrq"):
+    if meta.get("kind") in LEARNED_KINDS:
         from dnatok.tokenization.learned import LearnedTokenizer
         return LearnedTokenizer(path, meta)
     return DnaTokenizer(path, meta)

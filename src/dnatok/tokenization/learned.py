@@ -96,6 +96,7 @@ from torch import nn
 from dnatok.errors import UserError
 from dnatok.tokenization import fastpath
 from dnatok.tokenization.core import BatchEncoding, with_special_spans
+from dnatok.tokenization.learned_spec import LEARNED_KINDS
 from dnatok.tokenization.vocab import (CLS_ID, MASK_ID, N_SPECIAL, PAD_ID, SEP_ID, SPECIAL_TOKENS,
                                        UNK_ID, canonical_spec)
 
@@ -422,7 +423,7 @@ class LearnedTokenizer(BatchEncoding):
         self.meta = meta
         self.spec = canonical_spec(meta["spec"])
         self.kind = self.spec["kind"]
-        if self.kind not in ("vq", "hrq"):
+        if self.kind not in LEARNED_KINDS:
             raise UserError(f"{self.path}: not a learned tokenizer (kind {self.kind!r})")
         tensors = load_file(str(self.path / WEIGHTS_FILE))
         self.net = VQDNANet(self.spec)

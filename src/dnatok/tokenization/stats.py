@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dnatok.errors import DataError, UserError
+from dnatok.tokenization.learned_spec import LEARNED_KINDS
 from dnatok.tokenization.vocab import N_SPECIAL, UNK_ID
 
 SPLITS = ("train", "dev", "test")
@@ -60,7 +61,7 @@ def read_task_sequences(task_dir) -> tuple[list[str], list[str]]:
 
 
 def is_learned(tok) -> bool:
-    return getattr(tok, "kind", None) in ("vq", "hrq")
+    return getattr(tok, "kind", None) in LEARNED_KINDS
 
 
 def token_lengths(tok) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 
 from dnatok.errors import UserError
+from dnatok.tokenization.learned_spec import LEARNED_KINDS
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -24,7 +25,7 @@ NUCLEOTIDES = ("A", "C", "G", "T")
 ALPHABET = NUCLEOTIDES + ("N",)
 COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
 
-KINDS = ("char", "kmer", "bpe", "vq", "hrq")
+KINDS = ("char", "kmer", "bpe", *LEARNED_KINDS)
 # The vocabulary of an overlapping k-mer tokenizer has 4**k entries; beyond 12 the
 # tables stop being practical (and no study uses it).
 MAX_K = 12
@@ -64,7 +65,7 @@ def canonical_spec(spec: dict) -> dict:
     kind = spec.get("kind")
     if kind not in KINDS:
         raise UserError(f"tokenizer spec {spec!r}: 'kind' must be one of {', '.join(KINDS)}")
-    if kind in ("vq", "hrq"):
+    if kind in LEARNED_KINDS:
         from dnatok.tokenization.learned_spec import canonical_learned_spec
         return canonical_learned_spec(spec)
     out = dict(spec)
@@ -87,7 +88,7 @@ def canonical_spec(spec: dict) -> dict:
 def default_name(spec: dict) -> str:
     """Short wildcard-friendly name: char, kmer6 (overlapping), kmer6s6, bpe4096, vq, hrq."""
     spec = canonical_spec(spec)
-    if spec["kind"] in ("vq", "hrq"):
+    if spec["kind"] in LEARNED_KINDS:
         from dnatok.tokenization.learned_spec import learned_default_name
         return learned_default_name(spec)
     if spec["kind"] == "char":
